@@ -1,0 +1,3 @@
+"""provd: the phone's half of the WPI provisioning protocol."""
+
+__version__ = "0.1.0"

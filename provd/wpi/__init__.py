@@ -1,0 +1,1 @@
+"""provd.wpi: the pure WPI protocol core (no I/O)."""

@@ -1,0 +1,363 @@
+"""Parse and emit WPI documents (spec §2.3).
+
+Parsing is lenient where real servers are sloppy (no declaration, no or another
+namespace, `DlsMessage`, wrapped text, unknown elements) and strict where no
+server needs anything: no DTD, no entities, no processing of external
+resources, a size cap and a depth cap. Emitting produces exactly one shape, the
+guide's, because some servers read the phone's document with regular
+expressions [F].
+
+Every refusal is a :class:`DocumentError` whose `reason` names the cause in a
+few words, fit for a journal line and a `cleanup-reason`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from xml.sax.saxutils import escape, quoteattr
+
+from lxml import etree
+
+from provd.wpi.errors import RemoteProtocolError
+from provd.wpi.model import (
+    DLS_NAMESPACE,
+    XSI_NAMESPACE,
+    DLSMessage,
+    Fragment,
+    Item,
+    ItemStatus,
+    Reason,
+    ReplyStatus,
+    WorkpointMessage,
+)
+
+#: spec §2.3: `max-body`, default 1 MiB.
+DEFAULT_MAX_BODY = 1024 * 1024
+#: Root, Message, ItemList, Item; two more levels of slack for elements that
+#: the grammar does not use (and which are ignored).
+MAX_DEPTH = 6
+_CHUNK = 512  # fewer than 256 elements fit: libxml2's own cap never fires first
+
+
+class DocumentError(RemoteProtocolError):
+    """A document provd refuses; `reason` says why (spec §2.3)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """What a parsed document may cost."""
+
+    max_body: int = DEFAULT_MAX_BODY
+    max_depth: int = MAX_DEPTH
+
+
+DEFAULT_LIMITS = Limits()
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _local(tag: object) -> str:
+    if not isinstance(tag, str):  # comments and processing instructions
+        return ""
+    return tag.rpartition("}")[2]
+
+
+def _check_bytes(body: bytes, limits: Limits) -> None:
+    if len(body) > limits.max_body:
+        raise DocumentError(f"document too large ({len(body)} bytes, limit {limits.max_body})")
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DocumentError("document is not UTF-8")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"invalid UTF-8 at byte {exc.start}") from None
+    # A DTD is refused before any parser sees it: this closes entity expansion
+    # (billion laughs) and external entities (XXE) whatever the parser does.
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        raise DocumentError("DTD or entity declaration not allowed")
+    head = text[:200].lower()
+    if head.startswith("<?xml") and "encoding" in head.partition("?>")[0]:
+        declared = head.partition("encoding")[2].lstrip(" =").strip("\"' ")
+        name = declared.split('"')[0].split("'")[0].strip()
+        if name.replace("-", "").replace("_", "") not in ("utf8",):
+            raise DocumentError(f"document is not UTF-8 (declares {name})")
+
+
+def _parser() -> etree.XMLPullParser:
+    return etree.XMLPullParser(
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def parse_tree(body: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
+    """Parse `body` into an element tree under the caps, or raise DocumentError."""
+    _check_bytes(body, limits)
+    if not body.strip():
+        raise DocumentError("empty document")
+    parser = _parser()
+    depth = 0
+    root: etree._Element | None = None
+    try:
+        # Feed in small chunks so that the depth cap stops a deep document
+        # after a few kilobytes, before the parser has built it.
+        for start in range(0, len(body), _CHUNK):
+            parser.feed(body[start : start + _CHUNK])
+            for event, element in _drain(parser):
+                if event == "start":
+                    depth += 1
+                    if depth > limits.max_depth:
+                        raise DocumentError(f"nesting deeper than {limits.max_depth} levels")
+                else:
+                    depth -= 1
+                    if depth == 0:
+                        root = element
+        result = parser.close()
+    except etree.XMLSyntaxError as exc:
+        raise DocumentError(f"not well-formed XML ({_syntax_message(exc)})") from None
+    if root is None:
+        root = result
+    return root
+
+
+def _drain(parser: etree.XMLPullParser) -> Iterator[tuple[str, etree._Element]]:
+    for event, element in parser.read_events():
+        if isinstance(element, etree._Element):
+            yield str(event), element
+
+
+def _syntax_message(exc: etree.XMLSyntaxError) -> str:
+    message = str(exc.msg or exc).splitlines()[0] if (exc.msg or str(exc)) else "syntax error"
+    return message[:120]
+
+
+def _single(parent: etree._Element, name: str, what: str) -> etree._Element | None:
+    found = [child for child in parent if _local(child.tag) == name]
+    if len(found) > 1:
+        raise DocumentError(f"more than one {what} element")
+    return found[0] if found else None
+
+
+def _text(element: etree._Element) -> str:
+    # [G p.33] examples wrap text over lines: strip what surrounds the value.
+    return (element.text or "").strip()
+
+
+def _items(message: etree._Element) -> tuple[Item, ...]:
+    item_lists = [child for child in message if _local(child.tag) == "ItemList"]
+    if len(item_lists) > 1:
+        raise DocumentError("more than one ItemList element")
+    if not item_lists:
+        return ()
+    items: list[Item] = []
+    for element in item_lists[0]:
+        if _local(element.tag) != "Item":
+            continue  # spec §2.3: ignore elements the grammar does not use
+        name = (element.get("name") or "").strip()
+        if not name:
+            raise DocumentError("Item without a name")
+        raw_index = element.get("index")
+        index: int | None = None
+        status: ItemStatus | None = None
+        if raw_index is not None:
+            try:
+                index = int(raw_index.strip())
+            except ValueError:
+                status = ItemStatus.INVALID_INDEX
+            else:
+                if index < 0:
+                    index, status = None, ItemStatus.INVALID_INDEX
+        items.append(Item(name=name, value=_text(element), index=index, status=status))
+    return tuple(items)
+
+
+def _message(root: etree._Element, root_name: str) -> etree._Element:
+    if _local(root.tag).lower() != root_name.lower():
+        raise DocumentError(f"root element is {_local(root.tag) or '?'}, not {root_name}")
+    message = _single(root, "Message", "Message")
+    if message is None:
+        raise DocumentError("no Message element")
+    return message
+
+
+def _nonce(message: etree._Element) -> str:
+    nonce = (message.get("nonce") or "").strip()
+    if not nonce:
+        raise DocumentError("missing nonce")
+    return nonce
+
+
+def parse_dls(body: bytes, limits: Limits = DEFAULT_LIMITS) -> DLSMessage:
+    """Parse a server document, or raise DocumentError naming the reason."""
+    message = _message(parse_tree(body, limits), "DLSMessage")
+    nonce = _nonce(message)
+    action = _single(message, "Action", "Action")
+    if action is None or not _text(action):
+        raise DocumentError("no Action element")
+    return DLSMessage(nonce=nonce, action=_text(action), items=_items(message))
+
+
+def parse_workpoint(body: bytes, limits: Limits = DEFAULT_LIMITS) -> WorkpointMessage:
+    """Parse a phone document (the server's side), or raise DocumentError."""
+    message = _message(parse_tree(body, limits), "WorkpointMessage")
+    nonce = _nonce(message)
+    rfc = _single(message, "ReasonForContact", "ReasonForContact")
+    if rfc is None:
+        raise DocumentError("no ReasonForContact element")
+    try:
+        reason = Reason(_text(rfc))
+    except ValueError:
+        raise DocumentError(f"unknown reason {_text(rfc)[:40]!r}") from None
+    status_text = rfc.get("status")
+    try:
+        status = ReplyStatus(status_text) if status_text is not None else None
+        fragment_text = message.get("fragment")
+        fragment = Fragment(fragment_text) if fragment_text is not None else None
+        max_items = int(message.get("maxItems", "-1"))
+    except ValueError as exc:
+        raise DocumentError(f"bad attribute value ({exc})") from None
+    has_list = _single(message, "ItemList", "ItemList") is not None
+    items: tuple[Item, ...] | None = _phone_items(message) if has_list else None
+    return WorkpointMessage(
+        nonce=nonce,
+        reason=reason,
+        items=items,
+        action=rfc.get("action"),
+        status=status,
+        max_items=max_items,
+        fragment=fragment,
+    )
+
+
+def _phone_items(message: etree._Element) -> tuple[Item, ...]:
+    item_list = _single(message, "ItemList", "ItemList")
+    assert item_list is not None
+    # In a phone document the status attribute is the phone's verdict on the item.
+    statuses = [el.get("status") for el in item_list if _local(el.tag) == "Item"]
+    result = []
+    for item, status in zip(_items(message), statuses, strict=True):
+        if status is None:
+            result.append(item)
+            continue
+        try:
+            verdict = ItemStatus(status)
+        except ValueError:
+            raise DocumentError(f"unknown item status {status[:40]!r}") from None
+        result.append(Item(name=item.name, value=item.value, index=item.index, status=verdict))
+    return tuple(result)
+
+
+# --------------------------------------------------------------------------- emitting
+
+XML_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
+_ROOT_ATTRS = (
+    f'xmlns="{DLS_NAMESPACE}" xmlns:xsi="{XSI_NAMESPACE}" xsi:schemaLocation="{DLS_NAMESPACE}"'
+)
+
+
+def is_xml_text(value: str) -> bool:
+    """True when `value` can stand in an XML 1.0 document (spec §2.3)."""
+    for char in value:
+        code = ord(char)
+        if code < 0x20 and char not in "\t\n\r":
+            return False
+        if 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+            return False
+    return True
+
+
+_TEXT_ENTITIES = {"\r": "&#13;"}
+
+
+def _attr(value: str) -> str:
+    return quoteattr(value, {"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+
+
+def emit_item(item: Item) -> str:
+    """One `Item` element in the fixed shape: `name`, `index`, `status` (spec §2.3)."""
+    attrs = f"name={_attr(item.name)}"
+    if item.index is not None:
+        attrs += f' index="{item.index}"'
+    if item.status is not None:
+        return f"<Item {attrs} status={_attr(item.status.value)}/>"
+    return f"<Item {attrs}>{escape(item.value, _TEXT_ENTITIES)}</Item>"
+
+
+def _check_emittable(items: Iterable[Item]) -> None:
+    for item in items:
+        if not (is_xml_text(item.name) and is_xml_text(item.value)):
+            raise ValueError(f"item {item.name!r} holds characters XML cannot carry")
+
+
+def emit_workpoint(message: WorkpointMessage) -> bytes:
+    """The phone's document, byte for byte in the one shape provd emits."""
+    if message.items is not None:
+        _check_emittable(message.items)
+    attrs = f'nonce="{message.nonce.upper()}" maxItems="{message.max_items}"'
+    if message.fragment is not None:
+        attrs += f' fragment="{message.fragment.value}"'
+    rfc_attrs = ""
+    if message.action is not None:
+        rfc_attrs += f" action={_attr(message.action)}"
+    if message.status is not None:
+        rfc_attrs += f' status="{message.status.value}"'
+    lines = [
+        XML_DECLARATION.rstrip("\n"),
+        f"<WorkpointMessage {_ROOT_ATTRS}>",
+        f"<Message {attrs}>",
+        f"<ReasonForContact{rfc_attrs}>{message.reason.value}</ReasonForContact>",
+    ]
+    lines.extend(_item_list(message.items))
+    lines += ["</Message>", "</WorkpointMessage>", ""]
+    return "\n".join(lines).encode("utf-8")
+
+
+def _item_list(items: tuple[Item, ...] | None) -> list[str]:
+    if items is None:
+        return []
+    if not items:
+        return ["<ItemList/>"]
+    return ["<ItemList>", *(emit_item(item) for item in items), "</ItemList>"]
+
+
+def emit_dls(message: DLSMessage) -> bytes:
+    """A server document in the guide's form (used by the lab server and tests)."""
+    _check_emittable(message.items)
+    lines = [
+        XML_DECLARATION.rstrip("\n"),
+        f"<DLSMessage {_ROOT_ATTRS}>",
+        f"<Message nonce={_attr(message.nonce)}>",
+        f"<Action>{escape(message.action)}</Action>",
+    ]
+    if message.items:
+        lines += ["<ItemList>", *(emit_item(item) for item in message.items), "</ItemList>"]
+    lines += ["</Message>", "</DLSMessage>", ""]
+    return "\n".join(lines).encode("utf-8")
+
+
+def envelope_size(message: WorkpointMessage) -> int:
+    """Bytes of `message` without its items, for fragment budgeting."""
+    empty = WorkpointMessage(
+        nonce=message.nonce,
+        reason=message.reason,
+        items=(),
+        action=message.action,
+        status=message.status,
+        max_items=message.max_items,
+        fragment=Fragment.FINAL,
+    )
+    # "<ItemList/>" becomes "<ItemList>\n" + items + "</ItemList>": 12 more bytes.
+    return len(emit_workpoint(empty)) + len("<ItemList>\n</ItemList>") - len("<ItemList/>")
+
+
+def item_size(item: Item) -> int:
+    """Bytes `item` adds to a document, its line break included."""
+    return len(emit_item(item).encode("utf-8")) + 1
