@@ -1,0 +1,103 @@
+# provd developer targets. Thin on purpose: the README, CI (.ci/run) and developers all use
+# these same targets. See docs/development.md.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Debian's /usr/bin/python3 (3.11) with Debian's packages is the runtime; a pyenv (or other)
+# python3 earlier on PATH lacks them, so /usr/bin always comes first.
+export PATH := /usr/bin:$(PATH)
+# The package is not installed: run everything from the tree.
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+# Packages in ~/.local must not shadow Debian's.
+export PYTHONNOUSERSITE := 1
+
+PYTHON := /usr/bin/python3
+VENV := .venv
+DEV_PINS := requirements-dev.txt
+VENV_STAMP := $(VENV)/.provd-dev-tools.stamp
+
+# Debian packages for running and testing provd. Later issues extend this list.
+DEBIAN_PACKAGES := \
+	python3 python3-venv python3-lxml python3-openssl python3-cryptography \
+	python3-pyudev python3-systemd python3-pytest python3-hypothesis python3-pyftpdlib \
+	python3-setuptools python3-h11 openssl
+
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+
+.PHONY: help deps venv test lint typecheck check demo bench format clean distclean
+
+help:
+	@echo "make deps       install missing Debian packages (apt-get, only when missing)"
+	@echo "make venv       .venv with the pinned dev tools of $(DEV_PINS)"
+	@echo "make test       run the tests on $(PYTHON)   (PYTEST_ARGS='-k name -x' ...)"
+	@echo "make lint       ruff check + ruff format --check"
+	@echo "make typecheck  mypy --strict (config in pyproject.toml)"
+	@echo "make check      lint + typecheck + test"
+	@echo "make demo       a phone session against the lab server over loopback TLS (DEMO_ARGS=...)"
+	@echo "make bench      run bench/bench_*.py and print their figures"
+	@echo "make format     ruff format + ruff check --fix"
+	@echo "make clean      remove caches and build output (distclean also removes .venv)"
+
+# dpkg-query answers "install ok installed" (or "hold ok installed") for an installed package;
+# apt-get runs only when something is missing, so this is quick and offline otherwise.
+deps:
+	@missing=(); \
+	for pkg in $(DEBIAN_PACKAGES); do \
+		status=$$(dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null || true); \
+		case "$$status" in *" ok installed") ;; *) missing+=("$$pkg") ;; esac; \
+	done; \
+	if (( $${#missing[@]} )); then \
+		echo "deps: installing $${missing[*]}"; \
+		sudo=(); if [[ $$(id -u) -ne 0 ]]; then sudo=(sudo); fi; \
+		"$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
+		"$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends "$${missing[@]}"; \
+	fi
+
+venv: $(VENV_STAMP)
+
+# Rebuilt only when the pins change. A .venv that is not over /usr/bin's python with system
+# site-packages (say, made by a pyenv python) is recreated.
+$(VENV_STAMP): $(DEV_PINS) | deps
+	@if ! grep -qx 'home = /usr/bin' $(VENV)/pyvenv.cfg 2>/dev/null \
+		|| ! grep -qx 'include-system-site-packages = true' $(VENV)/pyvenv.cfg; then \
+		echo "venv: creating $(VENV) over $(PYTHON)"; \
+		$(PYTHON) -m venv --clear --system-site-packages $(VENV); \
+	fi
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -r $(DEV_PINS)
+	@touch $@
+
+test: deps
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+demo: deps
+	$(PYTHON) -m provd.lab.demo $(DEMO_ARGS)
+
+bench: deps
+	@shopt -s nullglob; benches=(bench/bench_*.py); \
+	if (( ! $${#benches[@]} )); then echo "bench: no bench/bench_*.py yet"; exit 0; fi; \
+	for b in "$${benches[@]}"; do echo "== $$b"; $(PYTHON) "$$b"; done
+
+# Format first: then whatever `ruff check --fix` cannot fix is the last thing printed.
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
