@@ -22,7 +22,7 @@ VENV_STAMP := $(VENV)/.provd-dev-tools.stamp
 DEBIAN_PACKAGES := \
 	python3 python3-venv python3-lxml python3-openssl python3-cryptography \
 	python3-pyudev python3-systemd python3-pytest python3-hypothesis python3-pyftpdlib \
-	python3-setuptools python3-h11 openssl
+	python3-setuptools python3-h11 openssl strace
 
 PYTEST_ARGS ?=
 DEMO_ARGS ?=

@@ -1,0 +1,555 @@
+"""The provisioned items on flash: one SQLite file with durable transactions.
+
+spec §8.2 [B]: one `WriteItems` is one transaction; after a power cut the
+store holds the whole transaction or none of it, never a mix and never a
+corrupt file. How that is met:
+
+- Journal `WAL` with `synchronous=FULL`: a commit appends the changed pages to
+  `items.db-wal` and fdatasyncs that one file; the database file is only written
+  at checkpoints. Measured by `bench/bench_store_io.py`: one fdatasync per
+  commit, plus two per checkpoint (every ~1000 pages). The rollback journals
+  (`DELETE`, `TRUNCATE`) need 4-5 syncs per commit there, and `synchronous=NORMAL`
+  would lose the last commits on power loss (a WriteItems answered `accepted`
+  must survive), so WAL+FULL is the cheapest setting that keeps the promise.
+- One writer per store: `open` takes an exclusive `flock` on `items.db.lock`
+  for the life of the `ItemStore` (a second daemon gets `StoreError`, and a
+  store in use is never mistaken for a corrupt one), and every write runs in
+  `BEGIN IMMEDIATE` so another SQLite connection (an operator's `sqlite3`
+  shell) cannot interleave. An `ItemStore` is used from one thread.
+- At start the file gets `PRAGMA integrity_check` and a schema check. A store
+  that fails them (random bytes, truncated, zero length, a foreign or newer
+  schema, unreadable blocks) is renamed aside with its `-wal`/`-shm` files
+  (`items.db.corrupt-<UTC stamp>`, the newest three kept for field analysis),
+  logged, and a fresh store is created: provd never refuses to start because
+  of its own data (issue 3). `ItemStore.recovered_from` tells the caller, who
+  then starts from defaults.
+- A fresh store is built as `items.db.new` and renamed into place once its
+  schema is committed, so `items.db` never exists half-created and a
+  zero-length `items.db` always means lost data.
+- Schema version in `PRAGMA user_version`; `_MIGRATIONS[n]` takes a file from
+  version n to n+1, each step in its own transaction.
+
+The local-changes queue and the `configuration-changed-flag` (spec §3.2, §3.5)
+are written in the same transaction as the local change itself, so a change
+is never committed without being queued for the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+from urllib.parse import quote
+
+from provd.store.errors import StoreError
+from provd.store.fsutil import fsync_directory
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "items.db"
+LOCK_NAME = "items.db.lock"
+_BUILD_NAME = "items.db.new"
+_ASIDE_INFIX = ".corrupt-"
+_KEEP_ASIDE = 3
+_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+
+#: journald MESSAGE_IDs, one per kind of event.
+MSG_STORE_RECOVERED = "9afbcffbecbc43de8db2a3f2716783d3"
+MSG_STORE_COMMIT_FAILED = "bf0c7193f2d54afb9d4cde360404873b"
+MSG_STORE_MIGRATED = "4a8ca855218041a89532e76af48f6631"
+
+#: 'prov' in PRAGMA application_id marks a file as a provd item store.
+APPLICATION_ID = 0x70726F76
+_SCALAR = -1  # stored index of a scalar item: NULL is not usable in a primary key
+
+#: _MIGRATIONS[n] brings a file from user_version n to n+1. Version 0 is the
+#: empty database SQLite creates; never edit a released step, append one.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        f"PRAGMA application_id = {APPLICATION_ID}",
+        "CREATE TABLE items (name TEXT NOT NULL, idx INTEGER NOT NULL,"
+        " value TEXT NOT NULL, PRIMARY KEY (name, idx)) WITHOUT ROWID",
+        # AUTOINCREMENT: a seq is never reused, so a late acknowledgement of an old
+        # report cannot drop a change queued after it.
+        "CREATE TABLE local_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " name TEXT NOT NULL, idx INTEGER NOT NULL)",
+        "CREATE INDEX local_changes_key ON local_changes (name, idx)",
+        "CREATE TABLE flags (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+_SCHEMA: dict[str, tuple[str, ...]] = {
+    "items": ("name", "idx", "value"),
+    "local_changes": ("seq", "name", "idx"),
+    "flags": ("name", "value"),
+    "meta": ("key", "value"),
+}
+_FLAG_CHANGED = "configuration-changed"
+
+#: SQLite primary result codes that mean "the file's content is unusable": IOERR
+#: (unreadable blocks), CORRUPT, FORMAT, NOTADB. FULL, BUSY, READONLY, CANTOPEN are
+#: the environment's fault: moving a good store aside would not help.
+_DATA_ERRORS = frozenset({10, 11, 24, 26})
+
+Connect = Callable[[str], sqlite3.Connection]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    return sqlite3.connect(path)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change to commit: `value` None deletes the item."""
+
+    name: str
+    index: int | None
+    value: str | None
+
+    def __post_init__(self) -> None:
+        if self.index is not None and self.index < 0:
+            raise ValueError(f"negative index for {self.name}")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One stored item."""
+
+    name: str
+    index: int | None
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChange:
+    """A local change the server has not received yet (spec §3.5)."""
+
+    seq: int
+    name: str
+    index: int | None
+
+
+class _Unusable(Exception):
+    """The file's own content is unusable (internal: leads to moving it aside)."""
+
+
+def _idx(index: int | None) -> int:
+    return _SCALAR if index is None else index
+
+
+def _index(idx: int) -> int | None:
+    return None if idx == _SCALAR else idx
+
+
+@contextlib.contextmanager
+def _storage(what: str) -> Iterator[None]:
+    """Translate foreign storage errors into `StoreError` at the border."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(f"item store: {what} failed: {exc}") from exc
+
+
+class ItemStore:
+    """The item store of one state directory; create it with `ItemStore.open`."""
+
+    def __init__(self, conn: sqlite3.Connection, lock_fd: int, recovered_from: Path | None) -> None:
+        self._conn = conn
+        self._lock_fd = lock_fd
+        #: Where a corrupt store was moved aside at open, or None.
+        self.recovered_from = recovered_from
+
+    @classmethod
+    def open(
+        cls,
+        state_dir: Path,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        connect: Connect = _connect,
+    ) -> ItemStore:
+        """Open (creating, checking, migrating or recovering) `state_dir/items.db`.
+
+        `clock` stamps the name of a store moved aside; `connect` opens a SQLite
+        connection for a path (tests pass one that injects failures). Raises
+        `StoreError` only when the environment is broken (the directory cannot
+        be written, another process holds the store), never for bad content.
+        """
+        with _storage("creating the state directory"):
+            state_dir.mkdir(parents=True, exist_ok=True)
+        lock_fd = _lock(state_dir / LOCK_NAME)
+        try:
+            path = state_dir / DB_NAME
+            recovered_from = None
+            with _storage("opening"):
+                _remove_set(state_dir / _BUILD_NAME)
+                if path.exists():
+                    try:
+                        conn = _open_existing(path, connect)
+                    except _Unusable as exc:
+                        recovered_from = _move_aside(path, clock(), str(exc))
+                if not path.exists():
+                    _build_fresh(state_dir, connect)
+                    conn = _open_existing(path, connect)
+            return cls(conn, lock_fd, recovered_from)
+        except _Unusable as exc:  # even the store just built fails its check: the disk is bad
+            os.close(lock_fd)
+            raise StoreError(f"item store: fresh store unusable: {exc}") from exc
+        except BaseException:
+            os.close(lock_fd)
+            raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def get(self, name: str, index: int | None = None) -> str | None:
+        """The stored value of `name` (at `index`), or None if not stored."""
+        with _storage("reading"):
+            row = self._conn.execute(
+                "SELECT value FROM items WHERE name = ? AND idx = ?", (name, _idx(index))
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def rows(self) -> list[Row]:
+        """Every stored item, sorted by (name, index); a scalar sorts first."""
+        with _storage("reading"):
+            found = self._conn.execute(
+                "SELECT name, idx, value FROM items ORDER BY name, idx"
+            ).fetchall()
+        return [Row(name, _index(idx), value) for name, idx, value in found]
+
+    def commit(self, changes: Sequence[Change], *, local: bool = False) -> None:
+        """Apply `changes` in one durable transaction, or raise `StoreError` having
+        changed nothing.
+
+        `local=True` marks a change made through the local interface: the same
+        transaction queues the keys for the next `local-changes` report and sets
+        the configuration-changed flag (spec §3.2, §3.5). An empty `changes` is a
+        no-op.
+        """
+        if not changes:
+            return
+        upserts = [(c.name, _idx(c.index), c.value) for c in changes if c.value is not None]
+        deletes = [(c.name, _idx(c.index)) for c in changes if c.value is None]
+        keys = list(dict.fromkeys((c.name, _idx(c.index)) for c in changes))
+
+        def body(conn: sqlite3.Connection) -> None:
+            if upserts:
+                conn.executemany(
+                    "INSERT INTO items (name, idx, value) VALUES (?, ?, ?)"
+                    " ON CONFLICT (name, idx) DO UPDATE SET value = excluded.value",
+                    upserts,
+                )
+            if deletes:
+                conn.executemany("DELETE FROM items WHERE name = ? AND idx = ?", deletes)
+            if local:
+                # One queue entry per key, carrying the newest seq (spec §3.5).
+                conn.executemany("DELETE FROM local_changes WHERE name = ? AND idx = ?", keys)
+                conn.executemany("INSERT INTO local_changes (name, idx) VALUES (?, ?)", keys)
+                _set_flag(conn, _FLAG_CHANGED, True)
+
+        self._transaction("commit", body, count=len(changes))
+
+    def pending_local_changes(self) -> list[PendingChange]:
+        """The queued local changes, oldest first."""
+        with _storage("reading the local-changes queue"):
+            found = self._conn.execute(
+                "SELECT seq, name, idx FROM local_changes ORDER BY seq"
+            ).fetchall()
+        return [PendingChange(seq, name, _index(idx)) for seq, name, idx in found]
+
+    def acknowledge_local_changes(self, upto_seq: int) -> None:
+        """The server received the changes up to `upto_seq`: drop them from the queue.
+
+        The configuration-changed flag is left alone; the caller clears it with
+        `clear_configuration_changed` when the report completes (spec §3.2).
+        """
+        self._transaction(
+            "acknowledging local changes",
+            lambda conn: conn.execute("DELETE FROM local_changes WHERE seq <= ?", (upto_seq,)),
+        )
+
+    def configuration_changed(self) -> bool:
+        """The persisted `configuration-changed-flag` (spec §3.2)."""
+        with _storage("reading a flag"):
+            row = self._conn.execute(
+                "SELECT value FROM flags WHERE name = ?", (_FLAG_CHANGED,)
+            ).fetchone()
+        return row is not None and bool(row[0])
+
+    def clear_configuration_changed(self) -> None:
+        """The server completed `ReadAllItems` or received a `local-changes` report."""
+        self._transaction("clearing a flag", lambda conn: _set_flag(conn, _FLAG_CHANGED, False))
+
+    def meta_get(self, key: str) -> str | None:
+        """A small durable value of provd's own (e.g. the retry failure count)."""
+        with _storage("reading meta"):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def meta_set(self, key: str, value: str | None) -> None:
+        """Set (None: remove) a meta value durably."""
+
+        def body(conn: sqlite3.Connection) -> None:
+            if value is None:
+                conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+
+        self._transaction("writing meta", body)
+
+    def wipe(self) -> None:
+        """Factory reset: every item, the queue, the flags and meta go in one transaction.
+
+        Afterwards the WAL is checkpointed and truncated so old values do not
+        linger in it (deleted content is zeroed by `secure_delete`).
+        """
+
+        def body(conn: sqlite3.Connection) -> None:
+            for table in _SCHEMA:
+                conn.execute(f"DELETE FROM {table}")  # noqa: S608 -- fixed table names
+
+        self._transaction("wipe", body)
+        with _storage("checkpoint after wipe"):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def close(self) -> None:
+        """Close the store (checkpointing the WAL) and release the writer lock."""
+        if self._lock_fd < 0:
+            return
+        try:
+            with _storage("closing"):
+                self._conn.close()
+        finally:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def _transaction(
+        self, what: str, body: Callable[[sqlite3.Connection], object], *, count: int = 0
+    ) -> None:
+        """Run `body` in one `BEGIN IMMEDIATE` transaction; all or nothing."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            body(conn)
+            conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            # SQLite may already have rolled back itself (SQLITE_FULL, IOERR).
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            log.error(
+                "item store: %s of %d changes failed, nothing committed: %s",
+                what,
+                count,
+                exc,
+                extra={"MESSAGE_ID": MSG_STORE_COMMIT_FAILED},
+            )
+            raise StoreError(f"item store: {what} failed: {exc}") from exc
+
+
+def _set_flag(conn: sqlite3.Connection, name: str, value: bool) -> None:
+    conn.execute(
+        "INSERT INTO flags (name, value) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (name, int(value)),
+    )
+
+
+def _lock(path: Path) -> int:
+    """Take the one-writer lock; released by the kernel if the process dies."""
+    with _storage("opening the lock file"):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise StoreError(f"item store: {path.parent} is in use by another process") from exc
+    except OSError as exc:
+        os.close(fd)
+        raise StoreError(f"item store: locking {path} failed: {exc}") from exc
+    return fd
+
+
+def _open_existing(path: Path, connect: Connect) -> sqlite3.Connection:
+    """Check, connect, configure and migrate; `_Unusable` if the file's content is
+    bad, `sqlite3.Error`/`OSError` if the environment is."""
+    if path.stat().st_size == 0:
+        raise _Unusable("zero-length file")
+    checked = _inspect(path)
+    conn = connect(str(path))
+    try:
+        conn.isolation_level = None  # transactions are explicit
+        conn.execute("PRAGMA busy_timeout = 5000")
+        with _data_errors():
+            if not checked:
+                _check(conn)
+            conn.execute("PRAGMA journal_mode = WAL").fetchall()
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA secure_delete = FAST")
+            conn.execute("PRAGMA trusted_schema = OFF")
+            conn.execute("PRAGMA cell_size_check = ON")
+            _migrate(conn)
+            _check_schema(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _inspect(path: Path) -> bool:
+    """Check the file through a read-only connection, which leaves a bad file and
+    its WAL as found for field analysis (a read-write one deletes the WAL on close).
+    False if that needs writing (a hot rollback journal): check read-write then."""
+    conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        with _data_errors():
+            _check(conn)
+    except sqlite3.Error as exc:
+        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:
+            return False
+        raise
+    finally:
+        conn.close()
+    return True
+
+
+@contextlib.contextmanager
+def _data_errors() -> Iterator[None]:
+    """SQLite errors that blame the file's content become `_Unusable`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if exc.sqlite_errorcode & 0xFF in _DATA_ERRORS:
+            raise _Unusable(f"{exc.sqlite_errorname}: {exc}") from exc
+        raise
+
+
+def _check(conn: sqlite3.Connection) -> None:
+    """Integrity, version, owner and (at the current version) schema of the file."""
+    result = [str(r[0]) for r in conn.execute("PRAGMA integrity_check(5)").fetchall()]
+    if result != ["ok"]:
+        raise _Unusable("integrity check: " + "; ".join(result))
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise _Unusable(f"schema version {version} is newer than {SCHEMA_VERSION}")
+    if version == 0:
+        tables = conn.execute(
+            "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'"
+        ).fetchone()[0]
+        if tables or app_id not in (0, APPLICATION_ID):
+            raise _Unusable("not a provd item store (version 0 with content)")
+    elif app_id != APPLICATION_ID:
+        raise _Unusable(f"not a provd item store (application_id {app_id:#x})")
+    if version == SCHEMA_VERSION:
+        _check_schema(conn)
+
+
+def _check_schema(conn: sqlite3.Connection) -> None:
+    for table, columns in _SCHEMA.items():
+        found = tuple(str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})"))
+        if found != columns:
+            raise _Unusable(f"table {table} has columns {found}, expected {columns}")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    for step in range(version, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _MIGRATIONS[step]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {step + 1}")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if exc.sqlite_errorcode == sqlite3.SQLITE_ERROR:  # the file is not what step expects
+                raise _Unusable(f"migration to version {step + 1}: {exc}") from exc
+            raise
+        log.info(
+            "item store: schema migrated from version %d to %d",
+            step,
+            step + 1,
+            extra={"MESSAGE_ID": MSG_STORE_MIGRATED},
+        )
+
+
+def _build_fresh(state_dir: Path, connect: Connect) -> None:
+    """Create an empty current-schema store beside the target, then rename it in."""
+    build = state_dir / _BUILD_NAME
+    conn = connect(str(build))
+    try:
+        conn.isolation_level = None
+        conn.execute("PRAGMA synchronous = FULL")  # rollback journal here: fsyncs the file
+        _migrate(conn)
+        # WAL from birth: `items.db` never needs a rollback journal (which a
+        # read-only check could not replay); a clean close leaves no -wal behind.
+        conn.execute("PRAGMA journal_mode = WAL").fetchall()
+    finally:
+        conn.close()
+    build.replace(state_dir / DB_NAME)
+    fsync_directory(state_dir)
+
+
+def _remove_set(path: Path) -> None:
+    for suffix in ("", *_SIDE_SUFFIXES):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").unlink()
+
+
+def _move_aside(path: Path, now: datetime, reason: str) -> Path:
+    """Rename the unusable store and its side files aside; keep the newest few."""
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}{_ASIDE_INFIX}{stamp}")
+    n = 0
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}{_ASIDE_INFIX}{stamp}.{n}")
+    path.replace(aside)
+    for suffix in _SIDE_SUFFIXES:
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").replace(f"{aside}{suffix}")
+    old = sorted(
+        p
+        for p in path.parent.glob(f"{path.name}{_ASIDE_INFIX}*")
+        if not p.name.endswith(_SIDE_SUFFIXES)
+    )
+    for stale in old[:-_KEEP_ASIDE]:
+        _remove_set(stale)
+    fsync_directory(path.parent)
+    log.error(
+        "item store %s unusable (%s); moved aside to %s, starting from defaults",
+        path,
+        reason,
+        aside.name,
+        extra={
+            "MESSAGE_ID": MSG_STORE_RECOVERED,
+            "PROVD_STORE_PATH": str(path),
+            "PROVD_STORE_ASIDE": str(aside),
+        },
+    )
+    return aside
