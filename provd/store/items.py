@@ -38,15 +38,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar, cast
 from urllib.parse import quote
 
 from provd.store.errors import StoreError
@@ -108,7 +110,9 @@ def _utc_now() -> datetime:
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    return sqlite3.connect(path)
+    # The daemon's loop thread (provctl get/set) and its worker (interactions)
+    # both use the store; ItemStore serializes them with its own lock.
+    return sqlite3.connect(path, check_same_thread=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +167,27 @@ def _storage(what: str) -> Iterator[None]:
         raise StoreError(f"item store: {what} failed: {exc}") from exc
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _serialized(method: _F) -> _F:
+    """Run `method` under the store's mutex: one thread in the store at a time."""
+
+    @functools.wraps(method)
+    def wrapper(self: ItemStore, *args: Any, **kwargs: Any) -> Any:
+        with self._mutex:
+            return method(self, *args, **kwargs)
+
+    return cast(_F, wrapper)
+
+
 class ItemStore:
     """The item store of one state directory; create it with `ItemStore.open`."""
 
     def __init__(self, conn: sqlite3.Connection, lock_fd: int, recovered_from: Path | None) -> None:
         self._conn = conn
         self._lock_fd = lock_fd
+        self._mutex = threading.RLock()
         #: Where a corrupt store was moved aside at open, or None.
         self.recovered_from = recovered_from
 
@@ -219,6 +238,7 @@ class ItemStore:
     ) -> None:
         self.close()
 
+    @_serialized
     def get(self, name: str, index: int | None = None) -> str | None:
         """The stored value of `name` (at `index`), or None if not stored."""
         with _storage("reading"):
@@ -227,6 +247,7 @@ class ItemStore:
             ).fetchone()
         return None if row is None else str(row[0])
 
+    @_serialized
     def rows(self) -> list[Row]:
         """Every stored item, sorted by (name, index); a scalar sorts first."""
         with _storage("reading"):
@@ -235,6 +256,7 @@ class ItemStore:
             ).fetchall()
         return [Row(name, _index(idx), value) for name, idx, value in found]
 
+    @_serialized
     def commit(self, changes: Sequence[Change], *, local: bool = False) -> None:
         """Apply `changes` in one durable transaction, or raise `StoreError` having
         changed nothing.
@@ -267,6 +289,7 @@ class ItemStore:
 
         self._transaction("commit", body, count=len(changes))
 
+    @_serialized
     def pending_local_changes(self) -> list[PendingChange]:
         """The queued local changes, oldest first."""
         with _storage("reading the local-changes queue"):
@@ -275,6 +298,7 @@ class ItemStore:
             ).fetchall()
         return [PendingChange(seq, name, _index(idx)) for seq, name, idx in found]
 
+    @_serialized
     def acknowledge_local_changes(self, upto_seq: int) -> None:
         """The server received the changes up to `upto_seq`: drop them from the queue.
 
@@ -286,6 +310,7 @@ class ItemStore:
             lambda conn: conn.execute("DELETE FROM local_changes WHERE seq <= ?", (upto_seq,)),
         )
 
+    @_serialized
     def configuration_changed(self) -> bool:
         """The persisted `configuration-changed-flag` (spec §3.2)."""
         with _storage("reading a flag"):
@@ -294,16 +319,19 @@ class ItemStore:
             ).fetchone()
         return row is not None and bool(row[0])
 
+    @_serialized
     def clear_configuration_changed(self) -> None:
         """The server completed `ReadAllItems` or received a `local-changes` report."""
         self._transaction("clearing a flag", lambda conn: _set_flag(conn, _FLAG_CHANGED, False))
 
+    @_serialized
     def meta_get(self, key: str) -> str | None:
         """A small durable value of provd's own (e.g. the retry failure count)."""
         with _storage("reading meta"):
             row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    @_serialized
     def meta_set(self, key: str, value: str | None) -> None:
         """Set (None: remove) a meta value durably."""
 
@@ -319,6 +347,7 @@ class ItemStore:
 
         self._transaction("writing meta", body)
 
+    @_serialized
     def wipe(self) -> None:
         """Factory reset: every item, the queue, the flags and meta go in one transaction.
 
@@ -334,6 +363,7 @@ class ItemStore:
         with _storage("checkpoint after wipe"):
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
+    @_serialized
     def close(self) -> None:
         """Close the store (checkpointing the WAL) and release the writer lock."""
         if self._lock_fd < 0:
