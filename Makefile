@@ -83,7 +83,7 @@ typecheck: venv
 check: lint typecheck test
 
 demo: deps
-	$(PYTHON) -m provd.lab.demo $(DEMO_ARGS)
+	$(PYTHON) -m provd.service.demo $(DEMO_ARGS)
 
 bench: deps
 	@shopt -s nullglob; benches=(bench/bench_*.py); \

@@ -40,9 +40,15 @@ class EventLoop:
         self._timers: list[Timer] = []
         self._seq = itertools.count()
 
+    @property
+    def selector(self) -> selectors.BaseSelector:
+        """The selector itself, for adapters that register their own sockets with a
+        `callback(mask)` as the key's data (the contact-me listener does)."""
+        return self._selector
+
     def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
         """Call `callback` whenever `fd` is readable."""
-        self._selector.register(fd, selectors.EVENT_READ, callback)
+        self._selector.register(fd, selectors.EVENT_READ, lambda _mask: callback())
 
     def remove_reader(self, fd: int) -> None:
         with contextlib.suppress(KeyError, ValueError):
@@ -65,9 +71,9 @@ class EventLoop:
 
     def run_once(self, max_wait: float = 1.0) -> None:
         """Wait for at most `max_wait` seconds, then run what is ready."""
-        for key, _mask in self._selector.select(self._next_timeout(max_wait)):
-            callback: Callable[[], None] = key.data
-            callback()
+        for key, mask in self._selector.select(self._next_timeout(max_wait)):
+            callback: Callable[[int], None] = key.data
+            callback(mask)
         now = self.clock()
         while self._timers and (self._timers[0].cancelled or self._timers[0].deadline <= now):
             timer = heapq.heappop(self._timers)

@@ -190,32 +190,41 @@ class CatalogBook:
 
     # ----------------------------------------------------------------------- writing
 
-    def write(self, items: Sequence[Item]) -> WriteOutcome:
+    def write(self, items: Sequence[Item], *, local: bool = False) -> WriteOutcome:
         """Validate every item of a WriteItems, commit the valid ones in one transaction.
 
         Rejected items come back empty with their status, in the order received
         [G p.78-83]. A value equal to the current one is no change. If storage fails
         nothing is committed and every item is `failed` (spec §3.3).
+
+        `local=True` is a change made through the local interface (spec §3.5): the
+        same rules, the commit queues the changes for the next `local-changes`
+        report, and the bootstrap items are `unexpected item` (only a server
+        starts Secure Mode, spec §7).
         """
-        statuses = validate_items(
-            items,
-            self._catalog,
-            MessageContext.write_items(items),
-            dhcp_locked=self._dhcp_locked,
+        statuses = list(
+            validate_items(
+                items,
+                self._catalog,
+                MessageContext.write_items(items),
+                dhcp_locked=self._dhcp_locked,
+            )
         )
         plain: dict[Key, str] = {}  # a key written twice: the later value wins
         special: list[Item] = []
-        for item, status in zip(items, statuses, strict=True):
+        for position, (item, status) in enumerate(zip(items, statuses, strict=True)):
             if status is not None:
                 continue
-            if self._special is not None and self._is_special(item.name):
+            if local and self._is_special(item.name):
+                statuses[position] = ItemStatus.UNEXPECTED_ITEM
+            elif self._special is not None and self._is_special(item.name):
                 special.append(item)
             else:
                 plain[item.name, item.index] = item.value
         try:
             changes, changed = self._changes(plain)
             if changes:
-                self._store.commit(changes)
+                self._store.commit(changes, local=local)
         except StoreError as exc:
             return self._failed(items, exc)
         if special:
@@ -231,7 +240,8 @@ class CatalogBook:
         )
         if log.isEnabledFor(logging.INFO):
             log.info(
-                "WriteItems: %d items, %d changed, %d rejected",
+                "%s: %d items, %d changed, %d rejected",
+                "local change" if local else "WriteItems",
                 len(items),
                 len(changed),
                 len(rejected),

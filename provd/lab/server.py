@@ -1,0 +1,345 @@
+"""The lab provisioning server: real HTTPS on loopback, the server side of WPI.
+
+    with LabServer(load_scenario("demo")) as lab:
+        lab.url            # https://127.0.0.1:PORT/DeploymentService/LoginService
+        lab.ca_pem         # trust anchor for `default-trust = ca`
+        lab.server_pin     # what a trust-on-first-use pin records
+        lab.wait_for(lambda r: r.action == "CleanUp")
+        lab.transcript     # every document, in order
+
+Test infrastructure built on the standard library (`http.server`, `ssl`); the
+phone side uses pyOpenSSL. Each connection is served in its own thread; the
+TLS handshake happens in that thread, so a stalled client blocks nobody. The
+protocol side is `provd.lab.conductor.Conductor`.
+
+Secure Mode (spec §7) will add a second `Listener` that requires a client
+certificate from the lab CA; file serving (spec §6) will add GET paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.cookies
+import logging
+import socket
+import socketserver
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+from provd.lab import contactme
+from provd.lab.conductor import Answer, Conductor, new_cookie
+from provd.lab.pki import LabPKI
+from provd.lab.scenario import Scenario, load_scenario
+from provd.lab.transcript import Record, Transcript
+
+logger = logging.getLogger(__name__)
+
+#: spec §1 [B]: the default server path, as real servers use it [F].
+DEFAULT_PATH = "/DeploymentService/LoginService"
+COOKIE_NAME = "JSESSIONID"
+#: Far above any phone message (50 kB fragments, spec §5), far below harm.
+MAX_REQUEST_BODY = 4 * 1024 * 1024
+HANDSHAKE_TIMEOUT = 10.0
+IDLE_TIMEOUT = 30.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One connection: HTTP/1.1 with keep-alive, POSTs to the WPI path."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "provd-lab"
+    sys_version = ""
+    timeout = IDLE_TIMEOUT
+    server: _HTTPServer
+
+    def do_POST(self) -> None:
+        listener = self.server.listener
+        if self.path.split("?", 1)[0] != listener.lab.path:
+            self._reply(Answer(status=404))
+            return
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            # spec §1: the phone always sends Content-Length.
+            self._reply(Answer(status=411, close=True))
+            return
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self._reply(Answer(status=411, close=True))
+            return
+        if not 0 <= length <= MAX_REQUEST_BODY:
+            self._reply(Answer(status=413, close=True))
+            return
+        body = self.rfile.read(length)
+        answer = listener.lab.conductor.handle(body, self._cookie(), channel=listener.channel)
+        if answer.delay:
+            listener.lab.sleep(answer.delay)
+        self._reply(answer)
+
+    def do_GET(self) -> None:
+        # File serving over HTTPS (spec §6.1) comes with the deployment issue.
+        self._reply(Answer(status=404))
+
+    def _cookie(self) -> str | None:
+        jar = http.cookies.SimpleCookie()
+        for header in self.headers.get_all("Cookie") or ():
+            try:
+                jar.load(header)
+            except http.cookies.CookieError:
+                continue
+        morsel = jar.get(COOKIE_NAME)
+        return morsel.value if morsel is not None else None
+
+    def _reply(self, answer: Answer) -> None:
+        self.send_response(answer.status)
+        if answer.body:
+            self.send_header("Content-Type", "text/xml; charset=utf-8")
+        if answer.status != 204:
+            self.send_header("Content-Length", str(len(answer.body)))
+        if answer.set_cookie is not None:
+            # [G p.13, p.28; F] the original sets JSESSIONID, path /DeploymentService, Secure.
+            self.send_header(
+                "Set-Cookie",
+                f"{COOKIE_NAME}={answer.set_cookie}; Path={self.server.listener.lab.cookie_path}"
+                "; Secure",
+            )
+        if answer.close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if answer.body and self.command != "HEAD":
+            self.wfile.write(answer.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("lab %s: %s", self.client_address[0], format % args)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], listener: Listener) -> None:
+        self.listener = listener
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.address_family = family
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks the host name up (getfqdn): slow without DNS.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # Runs in the connection's own thread: the handshake blocks only it.
+        listener = self.listener
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            tls = listener.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            listener.handshake_failed(f"{client_address[0]}: {exc}")
+            return
+        listener.track(tls, add=True)
+        try:
+            super().finish_request(tls, client_address)
+        except (ssl.SSLError, OSError) as exc:
+            logger.debug("lab connection from %s ended: %s", client_address[0], exc)
+        finally:
+            listener.track(tls, add=False)
+            tls.close()
+
+
+class Listener:
+    """One HTTPS port of the lab server (`default`; later `secure`)."""
+
+    def __init__(
+        self, lab: LabServer, channel: str, host: str, port: int, context: ssl.SSLContext
+    ) -> None:
+        self.lab = lab
+        self.channel = channel
+        self.context = context
+        self.handshake_errors: list[str] = []
+        self._connections: set[ssl.SSLSocket] = set()
+        self._lock = threading.Lock()
+        self._httpd = _HTTPServer((host, port), self)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    def handshake_failed(self, text: str) -> None:
+        logger.debug("lab %s handshake failed: %s", self.channel, text)
+        with self._lock:
+            self.handshake_errors.append(text)
+
+    def track(self, connection: ssl.SSLSocket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"lab-{self.channel}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            # Wake handler threads blocked on an idle keep-alive connection.
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self._httpd.server_close()
+
+
+def server_context(
+    cert_path: Path, key_path: Path, *, client_cas: bytes | None = None
+) -> ssl.SSLContext:
+    """A TLS server context; with `client_cas` (PEM) a client certificate issued by
+    one of them is required, as on the Secure Mode port (spec §7.4)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # spec §7.4
+    context.load_cert_chain(cert_path, key_path)
+    if client_cas is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cadata=client_cas.decode("ascii"))
+    return context
+
+
+class LabServer:
+    """A provisioning server on loopback, playing `scenario` (see `provd.lab.scenario`).
+
+    `scenario` may be a `Scenario`, a TOML path or the name of a shipped
+    scenario. `transcript_file`, when given, receives every record as a JSON
+    line. `clock`, `sleep` and `cookie_source` are parameters so tests can pass
+    their own.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario | str | Path = "basic",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        path: str = DEFAULT_PATH,
+        pki: LabPKI | None = None,
+        transcript_file: TextIO | None = None,
+        on_record: Callable[[Record], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        cookie_source: Callable[[], str] = new_cookie,
+    ) -> None:
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.host = host
+        self.path = path
+        #: [F] the cookie's path is the application's: /DeploymentService.
+        self.cookie_path = "/" + path.strip("/").split("/", 1)[0]
+        self.pki = pki or LabPKI.create()
+        self.sleep = sleep
+        self.transcript_log = Transcript(clock=clock, sink=transcript_file, listener=on_record)
+        self.conductor = Conductor(self.scenario, self.transcript_log, cookie_source=cookie_source)
+        self._requested_port = port
+        self._files: tempfile.TemporaryDirectory[str] | None = None
+        self.listener: Listener | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> LabServer:
+        """Make the TLS context, bind, and serve in a background thread."""
+        if self.listener is not None:
+            return self
+        self._files = tempfile.TemporaryDirectory(prefix="provd-lab-")
+        _, cert_path, key_path = self.pki.write(Path(self._files.name))
+        context = server_context(cert_path, key_path)
+        try:
+            self.listener = Listener(self, "default", self.host, self._requested_port, context)
+        except OSError:
+            self._files.cleanup()
+            self._files = None
+            raise
+        self.listener.start()
+        logger.info("lab server at %s (scenario %s)", self.url, self.scenario.name)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every connection; idempotent."""
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
+        if self._files is not None:
+            self._files.cleanup()
+            self._files = None
+
+    def __enter__(self) -> LabServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ what tests read
+
+    @property
+    def port(self) -> int:
+        if self.listener is None:
+            raise RuntimeError("the lab server is not running")
+        return self.listener.port
+
+    @property
+    def url(self) -> str:
+        """The server URL a phone is configured with (spec §1 [B])."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}{self.path}"
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self.pki.ca.cert_pem
+
+    @property
+    def ca_fingerprint(self) -> str:
+        return self.pki.ca.fingerprint
+
+    @property
+    def server_pin(self) -> str:
+        """SHA-256 of the server's public key, hex: what `default-trust = pin` stores."""
+        return self.pki.server.spki_pin
+
+    @property
+    def transcript(self) -> list[Record]:
+        """Every record so far, in order."""
+        return self.transcript_log.records()
+
+    @property
+    def handshake_errors(self) -> list[str]:
+        """TLS handshakes that failed (a phone refusing our certificate, say)."""
+        return list(self.listener.handshake_errors) if self.listener else []
+
+    def wait_for(self, predicate: Callable[[Record], bool], timeout: float = 5.0) -> Record:
+        """The first record satisfying `predicate`, waiting up to `timeout` seconds."""
+        return self.transcript_log.wait_for(predicate, timeout)
+
+    def contact_me(self, phone_url: str, **fields: Any) -> int:
+        """Send a contact-me to the phone (see `provd.lab.contactme.send_contact_me`)."""
+        return contactme.send_contact_me(phone_url, **fields)

@@ -1,0 +1,275 @@
+"""One interaction as the daemon runs it, in the worker thread.
+
+`Exchange` builds the session (nonce, basic items), opens the HTTPS channel,
+runs `run_interaction` with `Actions.perform` answering the server, and
+returns an `Outcome` that the event loop acts on (retry, pin the key, clear
+the local-changes queue, reboot). Everything it logs goes through the
+redacting journal handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from provd.service.interaction import InteractionResult, Response, run_interaction
+from provd.service.journal import MessageId, log_event
+from provd.store.book import CatalogBook
+from provd.store.hooks import ApplyHooks
+from provd.transport.errors import TransportError
+from provd.transport.https import HttpsChannel
+from provd.transport.tls import TrustPolicy
+from provd.wpi.events import ActionRequested, PhoneAnswer, PhoneEvent, Reply
+from provd.wpi.model import Action, Item, ItemStatus, Reason, ReplyStatus
+from provd.wpi.respond import answer_item_action
+from provd.wpi.session import PhoneSession, SessionConfig
+from provd.wpi.summary import summarize
+
+log = logging.getLogger(__name__)
+
+#: [G p.51] the factory-reset password, the same on every interface.
+FACTORY_RESET_PASSWORD = "124816"  # noqa: S105 - a protocol constant, public in the guide
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """Where an interaction goes and how the server is trusted."""
+
+    url: str
+    trust: TrustPolicy
+    secure: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class Effects:
+    """What the actions of an interaction leave for the loop to do afterwards."""
+
+    restart: str | None = None  # "reboot" | "factory-reset"
+    read_all_done: bool = False
+    changed: list[tuple[str, int | None]] = field(default_factory=list)
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True)
+class Outcome:
+    """How an interaction went, for the loop."""
+
+    reason: Reason
+    nonce: str
+    server: str
+    result: InteractionResult
+    effects: Effects
+    peer_spki_sha256: str | None = None
+    error: TransportError | None = None
+    seconds: float = 0.0
+
+
+ActionHandler = Callable[[ActionRequested, Effects], PhoneAnswer | None]
+
+
+class Actions:
+    """Performs the server's actions (spec §3.3) for one interaction."""
+
+    def __init__(
+        self,
+        book: CatalogBook,
+        hooks: ApplyHooks | None,
+        *,
+        busy: Callable[[], bool],
+        handlers: dict[Action, ActionHandler] | None = None,
+    ) -> None:
+        self.book = book
+        self.hooks = hooks
+        self.busy = busy
+        #: Handlers for the deployment and secure-mode actions, plugged in by the daemon.
+        self.handlers = dict(handlers or {})
+        self.effects = Effects()
+
+    def perform(self, event: ActionRequested, session: PhoneSession) -> PhoneAnswer | None:
+        action = event.action
+        handler = self.handlers.get(action)
+        if handler is not None:
+            answer = handler(event, self.effects)
+        elif action in (Action.READ_ALL_ITEMS, Action.READ_ITEMS, Action.WRITE_ITEMS):
+            answer = self._items(event)
+        elif action is Action.RESTART:
+            answer = self._restart(event)
+        else:
+            # An action this phone has no handler for (deployment off): failed [B].
+            answer = Reply(status=ReplyStatus.FAILED, items=())
+        log_event(
+            log,
+            MessageId.ACTION_PERFORMED,
+            "%s → %s",
+            action.value,
+            _answer_text(answer),
+            action=action.value,
+            nonce=session.nonce,
+            items=event.items if action is Action.WRITE_ITEMS else None,
+            result=_answer_text(answer),
+        )
+        return answer
+
+    def _items(self, event: ActionRequested) -> Reply:
+        if event.action is Action.WRITE_ITEMS and not self.busy():
+            outcome = self.book.write(event.items)
+            if outcome.rejected:
+                log_event(
+                    log,
+                    MessageId.ITEM_WRITE_REJECTED,
+                    "WriteItems: %d of %d items rejected",
+                    len(outcome.rejected),
+                    len(event.items),
+                    level=logging.WARNING,
+                    action=event.action.value,
+                    items=outcome.rejected,
+                )
+            if outcome.changed:
+                self.effects.changed.extend(outcome.changed)
+                if self.hooks is not None:
+                    self.hooks.run(outcome.changed)
+            return Reply(status=ReplyStatus.ACCEPTED, items=outcome.rejected)
+        reply = answer_item_action(event, self.book, busy=self.busy())
+        if event.action is Action.READ_ALL_ITEMS:
+            self.effects.read_all_done = True
+        return reply
+
+    def _restart(self, event: ActionRequested) -> Reply | None:
+        kind = (event.message.value("restart-type") or "").strip()
+        if not kind:
+            self.effects.restart = "reboot"
+            return None  # [G p.50] no answer: the phone restarts
+        password = event.message.value("restart-password")
+        if kind == "FactoryReset" and password == FACTORY_RESET_PASSWORD:
+            self.effects.restart = "factory-reset"
+            return None
+        # spec §6.3 [B]: wrong or missing password (or an unknown restart-type):
+        # failed, restart-password invalid data, nothing done.
+        bad = Item(name="restart-password", status=ItemStatus.INVALID_DATA)
+        if kind != "FactoryReset":
+            bad = Item(name="restart-type", status=ItemStatus.INVALID_DATA)
+        return Reply(status=ReplyStatus.FAILED, items=(bad,))
+
+
+def _answer_text(answer: PhoneAnswer | None) -> str:
+    if answer is None:
+        return "no answer (restart)"
+    if isinstance(answer, Reply):
+        count = "no ItemList" if answer.items is None else f"{len(answer.items)} items"
+        return f"{answer.status.value}, {count}"
+    return type(answer).__name__
+
+
+class _Deadline:
+    """A Poster that refuses to go on past the interaction's deadline or after `abandon()`."""
+
+    def __init__(self, channel: HttpsChannel, seconds: float, clock: Callable[[], float]) -> None:
+        self._channel = channel
+        self._clock = clock
+        self._deadline = clock() + seconds
+        self._seconds = seconds
+        self.abandoned = threading.Event()
+        #: The last transport failure, so the Outcome can say what failed.
+        self.last_error: TransportError | None = None
+
+    def post(self, body: bytes) -> Response:
+        try:
+            if self.abandoned.is_set():
+                raise TransportError("closed", "interaction abandoned: provd is stopping")
+            if self._clock() > self._deadline:
+                raise TransportError("timeout", f"interaction longer than {self._seconds:.0f} s")
+            return self._channel.post(body)
+        except TransportError as exc:
+            self.last_error = exc
+            raise
+
+
+class _JournalObserver:
+    """Every document that crosses the wire, one debug line each (journal field support)."""
+
+    def __init__(self, nonce: str) -> None:
+        self._nonce = nonce
+
+    def sent(self, body: bytes) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("→ %s", summarize(body), extra={"PROVD_NONCE": self._nonce})
+
+    def received(self, status: int, body: bytes, event: PhoneEvent | None) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            text = summarize(body) if body.strip() else "(empty)"
+            log.debug("← HTTP %d %s", status, text, extra={"PROVD_NONCE": self._nonce})
+
+
+class Exchange:
+    """Runs one interaction; built on the loop, `run()` in the worker."""
+
+    def __init__(
+        self,
+        *,
+        reason: Reason,
+        nonce: str,
+        items: Sequence[Item],
+        endpoint: Endpoint,
+        actions: Actions,
+        config: SessionConfig,
+        connect_timeout: float,
+        response_timeout: float,
+        interaction_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.reason = reason
+        self.nonce = nonce
+        self.endpoint = endpoint
+        self.actions = actions
+        self._session = PhoneSession(reason=reason, nonce=nonce, items=items, config=config)
+        self._connect_timeout = connect_timeout
+        self._response_timeout = response_timeout
+        self._interaction_timeout = interaction_timeout
+        self._clock = clock
+        self._poster: _Deadline | None = None
+        self._channel: HttpsChannel | None = None
+        self._lock = threading.Lock()
+        self._abandoned = False
+
+    def abandon(self) -> None:
+        """Stop the interaction in flight (SIGTERM): called from the loop's thread."""
+        with self._lock:
+            self._abandoned = True
+            if self._poster is not None:
+                self._poster.abandoned.set()
+            if self._channel is not None:
+                self._channel.close()
+
+    def run(self) -> Outcome:
+        started = self._clock()
+        channel = HttpsChannel(
+            self.endpoint.url,
+            trust=self.endpoint.trust,
+            connect_timeout=self._connect_timeout,
+            response_timeout=self._response_timeout,
+        )
+        poster = _Deadline(channel, self._interaction_timeout, self._clock)
+        with self._lock:
+            self._channel, self._poster = channel, poster
+            if self._abandoned:
+                poster.abandoned.set()
+        try:
+            result = run_interaction(
+                self._session, poster, self.actions.perform, _JournalObserver(self.nonce)
+            )
+        finally:
+            spki = channel.peer_spki_sha256
+            channel.close()
+        return Outcome(
+            reason=self.reason,
+            nonce=self.nonce,
+            server=self.endpoint.url,
+            result=result,
+            effects=self.actions.effects,
+            peer_spki_sha256=spki,
+            error=poster.last_error,
+            seconds=self._clock() - started,
+        )
