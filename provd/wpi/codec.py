@@ -37,6 +37,8 @@ DEFAULT_MAX_BODY = 1024 * 1024
 #: Root, Message, ItemList, Item; two more levels of slack for elements that
 #: the grammar does not use (and which are ignored).
 MAX_DEPTH = 6
+#: An index is a small number; a longer digit string is `invalid index`, not a bignum.
+_MAX_INDEX_DIGITS = 19  # 2**63 and below
 
 
 class DocumentError(RemoteProtocolError):
@@ -72,6 +74,10 @@ def _check_bytes(body: bytes, limits: Limits) -> None:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DocumentError(f"invalid UTF-8 at byte {exc.start}") from None
+    if "\x00" in text:
+        # No XML 1.0 document holds a NUL; a UTF-16 body without a BOM does, and
+        # would otherwise slip past the DTD check below.
+        raise DocumentError("document is not UTF-8 (NUL bytes)")
     # A DTD is refused before any parser sees it: this closes entity expansion
     # (billion laughs) and external entities (XXE) whatever the parser does.
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
@@ -164,7 +170,7 @@ def _items(message: etree._Element) -> tuple[Item, ...]:
         if raw_index is not None:
             digits = raw_index.strip(_XML_SPACE)
             # ASCII digits only: int() would also take "1_0" or Arabic-Indic digits.
-            if digits.isascii() and digits.isdigit():
+            if digits.isascii() and digits.isdigit() and len(digits) <= _MAX_INDEX_DIGITS:
                 index = int(digits)
             else:
                 status = ItemStatus.INVALID_INDEX
@@ -295,11 +301,18 @@ def _check_emittable(items: Iterable[Item]) -> None:
             raise ValueError(f"item {item.name!r} holds characters XML cannot carry")
 
 
+def _check_text(*values: str) -> None:
+    for value in values:
+        if not is_xml_text(value):
+            raise ValueError("a nonce or action holds characters XML cannot carry")
+
+
 def emit_workpoint(message: WorkpointMessage) -> bytes:
     """The phone's document, byte for byte in the one shape provd emits."""
     if message.items is not None:
         _check_emittable(message.items)
-    attrs = f'nonce="{message.nonce.upper()}" maxItems="{message.max_items}"'
+    _check_text(message.nonce, message.action or "")
+    attrs = f'nonce={_attr(message.nonce.upper())} maxItems="{message.max_items}"'
     if message.fragment is not None:
         attrs += f' fragment="{message.fragment.value}"'
     rfc_attrs = ""
@@ -329,6 +342,7 @@ def _item_list(items: tuple[Item, ...] | None) -> list[str]:
 def emit_dls(message: DLSMessage) -> bytes:
     """A server document in the guide's form (used by the lab server and tests)."""
     _check_emittable(message.items)
+    _check_text(message.nonce, message.action)
     lines = [
         XML_DECLARATION.rstrip("\n"),
         f"<DLSMessage {_ROOT_ATTRS}>",

@@ -307,6 +307,6 @@ class PhoneSession:
 
     def abort(self, reason: str) -> None:
         """The transport failed; the interaction is over and failed."""
+        self._move(Input.ABORT)  # raises first if the session cannot be aborted
         self.failure = reason
         self._pending = []
-        self._move(Input.ABORT)
