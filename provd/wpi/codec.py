@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 from lxml import etree
 
@@ -37,6 +37,7 @@ DEFAULT_MAX_BODY = 1024 * 1024
 #: Root, Message, ItemList, Item; two more levels of slack for elements that
 #: the grammar does not use (and which are ignored).
 MAX_DEPTH = 6
+_XINCLUDE = "http://www.w3.org/2001/XInclude"
 #: An index is a small number; a longer digit string is `invalid index`, not a bignum.
 _MAX_INDEX_DIGITS = 19  # 2**63 and below
 
@@ -92,6 +93,9 @@ def _check_bytes(body: bytes, limits: Limits) -> None:
 
 def _parser() -> etree.XMLParser:
     return etree.XMLParser(
+        # UTF-8 whatever the document declares (spec §2.3 [G p.30]): a declared
+        # UTF-7 or Latin-1 must not change how the bytes are read.
+        encoding="utf-8",
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -126,6 +130,8 @@ def parse_tree(body: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
         raise DocumentError(f"not well-formed XML ({message})") from None
     if _too_deep(root, limits.max_depth):
         raise DocumentError(too_deep)
+    if root.xpath("boolean(//*[namespace-uri() = $ns])", ns=_XINCLUDE):
+        raise DocumentError("XInclude not allowed")
     return root
 
 
@@ -281,8 +287,13 @@ def is_xml_text(value: str) -> bool:
 _TEXT_ENTITIES = {"\r": "&#13;"}
 
 
+_ATTR_ENTITIES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+
+
 def _attr(value: str) -> str:
-    return quoteattr(value, {"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+    # Always double quotes: servers read the phone's document with regular
+    # expressions (spec §2.3 [F]); quoteattr would switch to single quotes.
+    return '"' + escape(value, _ATTR_ENTITIES) + '"'
 
 
 def emit_item(item: Item) -> str:

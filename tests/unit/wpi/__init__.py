@@ -1,0 +1,1 @@
+"""Tests of provd.wpi, the pure protocol core."""
