@@ -168,6 +168,32 @@ def factory_reset(daemon: Daemon, request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True}
 
 
+def pin(daemon: Daemon, request: dict[str, Any]) -> dict[str, Any]:
+    """Show the Secure Mode PIN prompt again after a cancel (spec §7.3 step 3)."""
+    if daemon.secure_mode.state.phase.value != "await pin":
+        return {"ok": False, "error": "no Secure Mode PIN entry is pending"}
+    if not daemon.show_prompt():
+        return {"ok": False, "error": "the prompt is already shown, or no UI driver works"}
+    return {"ok": True}
+
+
+def pin_prompt(daemon: Daemon, request: dict[str, Any]) -> dict[str, Any]:
+    """The socket UI driver: the pending prompt for the phone's GUI to draw."""
+    pending = getattr(daemon.ui, "pending", None)
+    if pending is None:
+        return {"ok": False, "error": "the UI driver is not 'socket'"}
+    return {"ok": True, **(pending() or {"prompt": None})}
+
+
+def pin_answer(daemon: Daemon, request: dict[str, Any]) -> dict[str, Any]:
+    """The socket UI driver: the GUI's answer (`pin` or `cancel`)."""
+    answer = getattr(daemon.ui, "answer", None)
+    if answer is None:
+        return {"ok": False, "error": "the UI driver is not 'socket'"}
+    result: dict[str, Any] = answer(request)
+    return result
+
+
 def _freeze(daemon: Daemon, request: dict[str, Any]) -> dict[str, Any]:
     """Test hook (PROVD_DEBUG_COMMANDS=1 only): block the main loop, as a hang would."""
     seconds = float(request.get("seconds", 5))
@@ -184,4 +210,7 @@ COMMANDS: dict[str, Command] = {
     "contact": contact,
     "reset-pin": reset_pin,
     "factory-reset": factory_reset,
+    "pin": pin,
+    "pin-prompt": pin_prompt,
+    "pin-answer": pin_answer,
 }

@@ -9,6 +9,7 @@ problems never stop the phone: they are logged, shown in `STATUS=` and retried.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -16,7 +17,7 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,25 +25,38 @@ from urllib.parse import urlsplit, urlunsplit
 
 from provd.hw.inventory import HardwareEvent, InventoryMonitor, InventoryRule
 from provd.service import commands, reports
+from provd.service.deploy import (
+    Deployer,
+    DownloadPolicy,
+    FileResult,
+    PendingInstall,
+    read_all_file_items,
+)
 from provd.service.device import read_description, read_network
-from provd.service.exchange import Actions, Endpoint, Exchange, Outcome
+from provd.service.exchange import Actions, Effects, Endpoint, Exchange, Outcome
 from provd.service.journal import MessageId, Redactor, log_event, setup_logging
 from provd.service.loop import EventLoop, Timer
 from provd.service.notify import Notifier
 from provd.service.privileged import PrivilegedSteps
+from provd.service.secure_mode import SecureMode
 from provd.service.settings import DefaultTrust, Settings, default_dropin_dir, load_settings
 from provd.service.worker import Worker
 from provd.store.book import CatalogBook
 from provd.store.catalog import load_catalog
+from provd.store.files import FileStore
 from provd.store.hooks import ApplyHooks
 from provd.store.items import Change, ItemStore
 from provd.store.secure import SecureStore
 from provd.transport.contactme import ContactMeListener, ContactMeRequest
 from provd.transport.poll import PollResult, poll
 from provd.transport.tls import TrustPolicy
+from provd.ui.base import PinResult, UiDriver
+from provd.ui.factory import make_driver
 from provd.wpi.basic import basic_items, contact_me_uri, local_changes_items
+from provd.wpi.bootstrap import RETRIES_EXCEEDED, Step
 from provd.wpi.codec import Limits
-from provd.wpi.model import Item, Reason
+from provd.wpi.events import ActionRequested, PhoneAnswer
+from provd.wpi.model import Action, Item, Reason
 from provd.wpi.nonce import NonceCheck, new_nonce
 from provd.wpi.retry import RetryPolicy
 from provd.wpi.session import SessionConfig
@@ -118,6 +132,12 @@ class Daemon:
                 level=logging.ERROR,
             )
         self.secure = SecureStore(paths.secure_dir)
+        self.secure_mode = SecureMode(
+            self.secure,
+            wall=self.wall,
+            redactor=self.redactor,
+            name_check=self.settings.tls.name_check,
+        )
         dropins = paths.catalog_dropins if paths.catalog_dropins.is_dir() else None
         self.catalog = load_catalog(paths.catalog, dropins)
         if self.redactor is not None:
@@ -127,11 +147,35 @@ class Daemon:
             self.store,
             dynamic=self.live_values,
             dhcp_locked=self.settings.items.dhcp_locked,
+            special=self.secure_mode.special_items,
         )
         self.hooks = ApplyHooks(
             paths.apply_dir,
             timeout=self.settings.hooks.timeout,
             secret_names=[spec.name for spec in self.catalog if spec.secret],
+        )
+        files = self.settings.files
+        self.files = FileStore(
+            paths.files_dir,
+            limits=dict(files.type_limits),
+            quota=files.quota,
+            default_limit=files.max_size,
+        )
+        self.steps = PrivilegedSteps(
+            paths.runtime_dir / "requests", install_step=self.settings.hooks.installer_command
+        )
+        self.deployer = Deployer(
+            files=self.files,
+            downloads=DownloadPolicy(
+                https_trust_for=self.https_trust_for,
+                connect_timeout=self.settings.timeouts.connect,
+                timeout=self.settings.timeouts.response,
+            ),
+            steps=self.steps,
+            staging_dir=paths.staging_dir,
+            is_busy=lambda: self.busy,
+            software_max_size=files.software_max_size,
+            announce=self._announce_files,
         )
         contact = self.settings.contact_me
         self.listener = ContactMeListener(
@@ -140,6 +184,7 @@ class Daemon:
             host=contact.listen,
             port=contact.port,
             allow_redirect=[_host_of(target) for target in contact.allow_redirect],
+            secure_mode=lambda: self.secure_mode.secure_now,
             clock=self.clock,
         )
         self.control = commands.open_control(self)
@@ -157,8 +202,32 @@ class Daemon:
             except Exception as exc:  # no udev in this environment: inventory is optional
                 log.warning("udev monitor unavailable, no inventory-changes: %s", exc)
                 self.inventory = None
+        self.ui = self._make_ui()
         self.loop.add_reader(self.worker.fileno(), self.worker.on_readable)
         self.loop.add_reader(self._signal_r.fileno(), self._on_signal_fd)
+
+    def _make_ui(self) -> UiDriver | None:
+        ui = self.settings.ui
+        try:
+            driver = make_driver(ui.driver.value, self.on_pin, clock=self.clock, **ui.options())
+        except Exception as exc:  # no keypad found, bad keymap: the PIN can still come via socket
+            log.error("UI driver %s unavailable: %s", ui.driver.value, exc)
+            return None
+        for fd in driver.filenos():
+            self.loop.add_reader(fd, functools.partial(self._ui_readable, fd))
+        return driver
+
+    def _ui_readable(self, fd: int) -> None:
+        if self.ui is None:
+            return
+        try:
+            self.ui.on_readable(fd)
+        except Exception as exc:
+            log.error("UI input lost: %s", exc)
+            for old in self.ui.filenos():
+                self.loop.remove_reader(old)
+            self.ui.close()
+            self.ui = None
 
     def _install_signals(self) -> None:
         self._signal_r.setblocking(False)
@@ -209,6 +278,7 @@ class Daemon:
                 values["ipaddress"] = address
         if device.e164 and self.store.get("e164") is None:
             values["e164"] = device.e164
+        values.update(self.secure_mode.live_values())
         return values
 
     def basic_values(self) -> dict[str, str | None]:
@@ -230,12 +300,59 @@ class Daemon:
         return TrustPolicy.pinned(self.secure.read_trust_pin())
 
     def endpoint(self, redirect: tuple[str, int] | None) -> Endpoint:
+        secure = self.secure_mode.endpoint(self.settings.server.url)
+        if secure is not None:
+            return secure  # spec §4.1, §7.3: never redirected, never the default port
         url = self.settings.server.url
         if redirect is not None:
             parts = urlsplit(url)
             host = f"[{redirect[0]}]" if ":" in redirect[0] else redirect[0]
             url = urlunsplit(("https", f"{host}:{redirect[1]}", parts.path, "", ""))
         return Endpoint(url=url, trust=self.trust_policy())
+
+    # ------------------------------------------------------------------ deployment
+
+    def https_trust_for(self, host: str, port: int) -> TrustPolicy:
+        """spec §6.1 [B]: the server's own host and port is trusted as the XML channel;
+        any other host verifies against the system store or the dls-server-ca set."""
+        endpoint = self.endpoint(None)
+        parts = urlsplit(endpoint.url)
+        if (parts.hostname or "").lower() == host.lower() and (parts.port or 443) == port:
+            return endpoint.trust
+        if self.settings.tls.default_trust is DefaultTrust.ANY:
+            return TrustPolicy.accept_any()
+        cas = self.secure_mode.committed.server_cas if self.secure_mode.committed else ()
+        return TrustPolicy.system(cas)
+
+    def _announce_files(self, results: Sequence[FileResult]) -> None:
+        # The apply hooks learn of files as `file:<TYPE>/<name>` (docs/privileged-steps.md).
+        self.hooks.run([(f"file:{r.type}/{r.name}", None) for r in results])
+
+    def actions(self) -> Actions:
+        """The action handlers of one interaction."""
+
+        def file_deployment(event: ActionRequested, effects: Effects) -> PhoneAnswer | None:
+            basic = basic_items(self.basic_values())
+            return self.deployer.file_deployment(event.items, basic_items=basic)
+
+        def software_deployment(event: ActionRequested, effects: Effects) -> PhoneAnswer | None:
+            answer = self.deployer.software_deployment(
+                event.items, requested_by=event.message.nonce
+            )
+            if answer.pending is not None:
+                effects.extra["pending_install"] = answer.pending
+            return answer.reply
+
+        return Actions(
+            self.book,
+            self.hooks,
+            busy=lambda: self.busy,
+            handlers={
+                Action.FILE_DEPLOYMENT: file_deployment,
+                Action.SOFTWARE_DEPLOYMENT: software_deployment,
+            },
+            read_all_extra=lambda: read_all_file_items(self.files),
+        )
 
     # ------------------------------------------------------------------ interactions
 
@@ -244,6 +361,9 @@ class Daemon:
         if self.stopping or self.exchange is not None or self.worker.busy:
             return
         if not self.settings.server.url:
+            return
+        if self.secure_mode.cleanup_due:
+            self._start_phone_cleanup()
             return
         started = self.triggers.take(self.clock())
         if started is None:
@@ -263,7 +383,7 @@ class Daemon:
             nonce=nonce,
             items=basic_items(self.basic_values(), extra),
             endpoint=endpoint,
-            actions=Actions(self.book, self.hooks, busy=lambda: self.busy),
+            actions=self.actions(),
             config=SessionConfig(
                 max_message=protocol.max_message,
                 nonce_check=NonceCheck(protocol.nonce_check.value),
@@ -289,6 +409,62 @@ class Daemon:
         self.update_status()
         self.worker.submit(self.exchange.run, self._interaction_done)
 
+    def _start_phone_cleanup(self) -> None:
+        """spec §7.3 step 3 [G p.83]: tell the server on the default port that the PIN
+        retries are used up; one attempt, its result only logged."""
+        self.secure_mode.cleanup_due = False
+        nonce = new_nonce(self.random_bytes)
+        timeouts = self.settings.timeouts
+        self.exchange = Exchange(
+            reason=Reason.CLEAN_UP,
+            nonce=nonce,
+            items=[Item(name="cleanup-reason", value=RETRIES_EXCEEDED)],
+            endpoint=self.endpoint(None),
+            actions=Actions(self.book, None, busy=lambda: self.busy),
+            config=SessionConfig(),
+            connect_timeout=timeouts.connect,
+            response_timeout=timeouts.response,
+            interaction_timeout=timeouts.interaction,
+            clock=self.clock,
+        )
+
+        def done(outcome: Any, error: BaseException | None) -> None:
+            self.exchange = None
+            if isinstance(outcome, Outcome):
+                reports.interaction_outcome(self, outcome)
+            self.update_status()
+
+        self.worker.submit(self.exchange.run, done)
+
+    def show_prompt(self) -> bool:
+        """Ask for the PIN on the phone's display (or hand it to the GUI, socket driver)."""
+        if self.ui is None or self.ui.prompting:
+            return False
+        self.secure_mode.prompt_due = False
+        timeout = self.settings.ui.timeout or None
+        self.ui.show_prompt(self.secure_mode.prompt(timeout))
+        log_event(
+            log,
+            MessageId.SECURE_PIN_PROMPT,
+            "asking for the Secure Mode PIN (%d attempts left)",
+            self.secure_mode.state.attempts_left,
+        )
+        self.update_status()
+        return True
+
+    def on_pin(self, result: PinResult) -> None:
+        steps = self.secure_mode.on_pin(result)
+        self._bootstrap_steps(steps)
+
+    def _bootstrap_steps(self, steps: tuple[Step, ...]) -> None:
+        if Step.START_UP_SECURE in steps or Step.DISCARD in steps:
+            # A new start-up: on the secure port, or back on the default one.
+            self.triggers.add(Reason.START_UP, self.clock())
+        if Step.PROMPT_PIN in steps:
+            self.show_prompt()
+        self.listener.secure_mode = lambda: self.secure_mode.secure_now
+        self.update_status()
+
     def _interaction_done(self, outcome: Any, error: BaseException | None) -> None:
         self.exchange = None
         started, self.started = self.started, None
@@ -300,6 +476,16 @@ class Daemon:
         reports.interaction_outcome(self, outcome)
         ok = outcome.result.ok
         self._finish(started, ok=ok, failure=outcome.result.failure, outcome=outcome)
+        try:
+            steps = self.secure_mode.after_interaction(
+                secure=outcome.endpoint_secure,
+                ok=ok,
+                cleanup_reason=outcome.result.cleanup_reason,
+            )
+        except Exception as exc:  # the secure store failed: stay where we are, say so
+            log.error("secure mode bookkeeping failed: %s", exc)
+            return
+        self._bootstrap_steps(steps)
 
     def _finish(
         self, started: Started, *, ok: bool, failure: str | None, outcome: Outcome | None = None
@@ -332,8 +518,13 @@ class Daemon:
         if ok and self.store.pending_local_changes():
             self.triggers.add(Reason.LOCAL_CHANGES, now)
         self.restart_poll_timer()
-        if outcome is not None and outcome.effects.restart is not None and ok:
-            reports.restart(self, outcome.effects.restart)
+        if outcome is not None and ok:
+            pending = outcome.effects.extra.get("pending_install")
+            if isinstance(pending, PendingInstall):
+                # spec §6.2 [B]: install after the CleanUp, then reboot.
+                self.deployer.install(pending)
+            if outcome.effects.restart is not None:
+                reports.restart(self, outcome.effects.restart)
         self.update_status()
 
     # ------------------------------------------------------------------ events
@@ -503,20 +694,16 @@ class Daemon:
         self.notifier.ready(self.status_line())
 
     def mode(self) -> str:
-        return "default mode"
+        return self.secure_mode.mode_text()
 
     def warnings(self) -> list[str]:
         """Lines `provctl status` shows under the status (certificate expiry, ...)."""
-        return []
+        return self.secure_mode.warnings(self.settings.tls.cert_expiry_warn_days)
 
     def request_reboot(self, kind: str) -> None:
         """Hand the reboot to the privileged unit (issue 6: no capability in provd)."""
-        steps = PrivilegedSteps(
-            self.settings.paths.runtime_dir / "requests",
-            install_step=self.settings.hooks.installer_command,
-        )
         try:
-            steps.request_reboot(reason=kind, factory_reset=kind == "factory-reset")
+            self.steps.request_reboot(reason=kind, factory_reset=kind == "factory-reset")
         except OSError as exc:
             log.error("could not request the %s: %s", kind, exc)
 
@@ -565,6 +752,10 @@ class Daemon:
             server=self.settings.server.url or None,
         )
         self.triggers.add(Reason.START_UP, self.clock())
+        for warning in self.warnings():
+            log_event(log, MessageId.CERTIFICATE_EXPIRING, "%s", warning, level=logging.WARNING)
+        if self.secure_mode.prompt_due:
+            self.show_prompt()  # spec §7.3 step 3: the prompt comes back at start-up
         self.restart_poll_timer()
         self.notifier.ready(self.status_line())
         interval = self.notifier.watchdog_interval()
@@ -579,8 +770,14 @@ class Daemon:
                 wait = min(wait, max(0.0, deadline - self.clock()))
             if interval is not None:
                 wait = min(wait, max(0.0, next_ping - self.clock()))
+            if self.ui is not None:
+                ui_deadline = self.ui.next_deadline()
+                if ui_deadline is not None:
+                    wait = min(wait, max(0.0, ui_deadline - self.clock()))
             self.loop.run_once(wait)
             self.listener.tick(self.clock())
+            if self.ui is not None:
+                self.ui.tick(self.clock())
             self.maybe_start()
             if interval is not None and self.clock() >= next_ping:
                 # Pinged only here, after a healthy turn of the loop (STYLE.md).

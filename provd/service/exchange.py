@@ -30,6 +30,17 @@ from provd.wpi.summary import summarize
 
 log = logging.getLogger(__name__)
 
+_BOOTSTRAP = frozenset(
+    {
+        "goto-secure-mode",
+        "dls-client-certificate",
+        "dls-server-ca",
+        "dls-secure-port",
+        "secure-mode-data",
+        "max-pin-retries",
+    }
+)
+
 #: [G p.51] the factory-reset password, the same on every interface.
 FACTORY_RESET_PASSWORD = "124816"  # noqa: S105 - a protocol constant, public in the guide
 
@@ -65,6 +76,7 @@ class Outcome:
     peer_spki_sha256: str | None = None
     error: TransportError | None = None
     seconds: float = 0.0
+    endpoint_secure: bool = False
 
 
 ActionHandler = Callable[[ActionRequested, Effects], PhoneAnswer | None]
@@ -80,12 +92,15 @@ class Actions:
         *,
         busy: Callable[[], bool],
         handlers: dict[Action, ActionHandler] | None = None,
+        read_all_extra: Callable[[], Sequence[Item]] | None = None,
     ) -> None:
         self.book = book
         self.hooks = hooks
         self.busy = busy
         #: Handlers for the deployment and secure-mode actions, plugged in by the daemon.
         self.handlers = dict(handlers or {})
+        #: Items ReadAllItems reports besides the book's: the deployed files [G p.245].
+        self.read_all_extra = read_all_extra
         self.effects = Effects()
 
     def perform(self, event: ActionRequested, session: PhoneSession) -> PhoneAnswer | None:
@@ -131,10 +146,19 @@ class Actions:
                 self.effects.changed.extend(outcome.changed)
                 if self.hooks is not None:
                     self.hooks.run(outcome.changed)
-            return Reply(status=ReplyStatus.ACCEPTED, items=outcome.rejected)
+            # spec §7.3 step 1: invalid bootstrap material fails the whole reply.
+            bootstrap = any(i.name == "goto-secure-mode" for i in event.items)
+            refused = any(
+                i.status is ItemStatus.INVALID_DATA and i.name in _BOOTSTRAP
+                for i in outcome.rejected
+            )
+            status = ReplyStatus.FAILED if bootstrap and refused else ReplyStatus.ACCEPTED
+            return Reply(status=status, items=outcome.rejected)
         reply = answer_item_action(event, self.book, busy=self.busy())
         if event.action is Action.READ_ALL_ITEMS:
             self.effects.read_all_done = True
+            if self.read_all_extra is not None and reply.items is not None:
+                reply = Reply(status=reply.status, items=(*reply.items, *self.read_all_extra()))
         return reply
 
     def _restart(self, event: ActionRequested) -> Reply | None:
@@ -271,5 +295,6 @@ class Exchange:
             effects=self.actions.effects,
             peer_spki_sha256=spki,
             error=poster.last_error,
+            endpoint_secure=self.endpoint.secure,
             seconds=self._clock() - started,
         )

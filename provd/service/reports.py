@@ -166,5 +166,7 @@ def factory_reset(daemon: Daemon) -> None:
     try:
         daemon.store.wipe()
         daemon.secure.wipe()
+        daemon.secure_mode.reset()
+        daemon.files.wipe()
     except StoreError as exc:
         log.error("factory reset incomplete: %s", exc)
