@@ -1,0 +1,1 @@
+"""provd.hw: hardware events (udev) translated into provd's own types."""

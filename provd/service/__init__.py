@@ -1,0 +1,1 @@
+"""provd.service: the daemon that wires the core and the adapters together."""

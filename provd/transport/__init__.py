@@ -1,0 +1,1 @@
+"""provd.transport: TLS, HTTPS, contact-me, polling and downloads."""
