@@ -79,10 +79,11 @@ def _check_config(config: Path, overrides: list[str]) -> int:
         problems += check_catalog(paths)
     for problem in problems:
         print(problem)
-    if problems:
-        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+    errors = [p for p in problems if not p.startswith("warning:")]
+    if errors:
+        print(f"{len(errors)} error(s) found", file=sys.stderr)
         return 1
-    print("settings and item catalog OK")
+    print("settings and item catalog OK" + (" (with warnings)" if problems else ""))
     return 0
 
 

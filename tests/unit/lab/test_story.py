@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from provd.lab.story import (
-    arrows_for,
-    phone_line,
-    phone_summary,
-    record_line,
-    server_line,
-    server_summary,
-)
+from provd.lab.story import arrows_for, phone_line, record_line, server_line
 from provd.lab.transcript import Direction, Record
 from provd.wpi.codec import emit_dls, emit_workpoint
 from provd.wpi.model import (
@@ -21,6 +14,7 @@ from provd.wpi.model import (
     ReplyStatus,
     WorkpointMessage,
 )
+from provd.wpi.summary import phone_summary, server_summary
 
 NONCE = "9A6439F4E323CDB19283E40459828B56"
 MAC = Item(name="mac-addr", value="00:01:E3:25:EA:13")
