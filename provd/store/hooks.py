@@ -46,6 +46,10 @@ from typing import IO
 
 log = logging.getLogger(__name__)
 
+_SERVICE_ONLY = frozenset(
+    {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"}
+)
+
 #: journald MESSAGE_IDs.
 MSG_HOOK_FAILED = "489e6e57c1cf448ab26c7f7c7b6e7896"
 MSG_HOOK_RAN = "5e77e79fee084816beed654afd27708c"
@@ -127,7 +131,8 @@ class ApplyHooks:
                 extra={"MESSAGE_ID": MSG_HOOK_FAILED},
             )
             return []
-        env = dict(os.environ)
+        # A hook must not talk to systemd as if it were provd (sd_notify, watchdog).
+        env = {k: v for k, v in os.environ.items() if k not in _SERVICE_ONLY}
         joined = " ".join(tokens)
         if len(joined) > _ENV_LIMIT:
             env["PROVD_CHANGED"] = ""
