@@ -52,7 +52,7 @@ from provd.transport.poll import PollResult, poll
 from provd.transport.tls import TrustPolicy
 from provd.ui.base import PinResult, UiDriver
 from provd.ui.factory import make_driver
-from provd.wpi.basic import basic_items, contact_me_uri, local_changes_items
+from provd.wpi.basic import BASIC_ITEMS, basic_items, contact_me_uri, local_changes_items
 from provd.wpi.bootstrap import RETRIES_EXCEEDED, Step
 from provd.wpi.codec import Limits
 from provd.wpi.events import ActionRequested, PhoneAnswer
@@ -283,13 +283,7 @@ class Daemon:
 
     def basic_values(self) -> dict[str, str | None]:
         """The values of the basic items (spec §3.2), None where the phone has none."""
-        names = [
-            "device-type", "related-device-type", "software-type", "related-software-type",
-            "software-version", "related-software-version", "contact-me-uri", "mac-addr",
-            "configuration-changed-flag", "part-number", "e164", "basic-e164",
-            "mobility-enabled", "sip-mobility-state",
-        ]  # fmt: skip
-        return {name: self.book.value_of(name) for name in names}
+        return {name: self.book.value_of(name) for name in BASIC_ITEMS}
 
     def trust_policy(self) -> TrustPolicy:
         tls = self.settings.tls

@@ -160,6 +160,12 @@ class HttpsChannel:
                 if total > max_body:
                     raise TransportError("too-large", f"response over {max_body} bytes")
                 chunks.append(chunk)
+            if resp.length:
+                # http.client's read(n) just stops at EOF: bytes still owed mean
+                # the server cut the response short (truncated body).
+                raise TransportError(
+                    "closed", f"response cut short: {resp.length} of its bytes missing"
+                )
         except TransportError:
             self._drop(resp)
             raise

@@ -292,3 +292,13 @@ def test_get_of_missing_file_returns_status_and_writes_nothing(pki: Pki) -> None
 def test_get_refuses_a_url_of_another_origin(server: TlsHttpServer) -> None:
     with channel(server.url()) as ch, pytest.raises(ValueError, match="open a channel"):
         ch.get("https://elsewhere.example/f", max_bytes=10, sink=io.BytesIO())
+
+
+def test_response_cut_short_of_its_content_length_is_an_error(pki: Pki) -> None:
+    # A truncated body must not pass for a whole document (issue 8: network faults).
+    cut = Reply(body=b"<DLSMessage>", announce=500, close_after=True)
+    with TlsHttpServer(pki.server, respond=lambda s: cut) as srv, channel(srv.url()) as ch:
+        with pytest.raises(TransportError) as caught:
+            ch.post(b"a")
+    assert caught.value.kind == "closed"
+    assert "cut short" in caught.value.message

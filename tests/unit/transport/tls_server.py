@@ -33,6 +33,7 @@ class Reply:
     close_after: bool = False  # close the connection after this reply without saying so
     close_notify: bool = False  # with close_after: send a TLS close_notify first (as Java does)
     hang: bool = False  # read the request, never answer
+    announce: int | None = None  # Content-Length to announce instead of the body's length
 
 
 @dataclass
@@ -210,7 +211,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if reply.chunked:
             self.send_header("Transfer-Encoding", "chunked")
         elif reply.status not in (204, 304):
-            self.send_header("Content-Length", str(len(reply.body)))
+            announced = reply.announce if reply.announce is not None else len(reply.body)
+            self.send_header("Content-Length", str(announced))
         self.end_headers()
         if reply.chunked:
             for i in range(0, len(reply.body), 7):
