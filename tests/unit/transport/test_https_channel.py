@@ -297,8 +297,11 @@ def test_get_refuses_a_url_of_another_origin(server: TlsHttpServer) -> None:
 def test_response_cut_short_of_its_content_length_is_an_error(pki: Pki) -> None:
     # A truncated body must not pass for a whole document (issue 8: network faults).
     cut = Reply(body=b"<DLSMessage>", announce=500, close_after=True)
-    with TlsHttpServer(pki.server, respond=lambda s: cut) as srv, channel(srv.url()) as ch:
-        with pytest.raises(TransportError) as caught:
-            ch.post(b"a")
+    with (
+        TlsHttpServer(pki.server, respond=lambda s: cut) as srv,
+        channel(srv.url()) as ch,
+        pytest.raises(TransportError) as caught,
+    ):
+        ch.post(b"a")
     assert caught.value.kind == "closed"
     assert "cut short" in caught.value.message
