@@ -1,6 +1,7 @@
 """`python -m provd.lab`: run the lab server, or send a contact-me.
 
 python -m provd.lab serve --scenario demo --port 18443 --transcript lab.jsonl
+python -m provd.lab serve --scenario secure-pin --secure-port 18444 --pin 1234321
 python -m provd.lab contact-me http://127.0.0.1:8085/contact_dls.html/ContactDLS
 python -m provd.lab scenarios
 """
@@ -18,12 +19,15 @@ from typing import TextIO
 
 from provd.lab.contactme import ContactMeError, send_contact_me
 from provd.lab.scenario import ScenarioError, builtin_names, load_scenario
+from provd.lab.secure import split_pin
 from provd.lab.server import DEFAULT_PATH, LabServer
 from provd.lab.story import arrows_for, record_line
 from provd.lab.transcript import Record
 
 #: spec §1: the Default Mode port [G p.12].
 DEFAULT_PORT = 18443
+#: spec §1, §7: the Secure Mode port [G p.64].
+DEFAULT_SECURE_PORT = 18444
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT})")
+    serve.add_argument(
+        "--secure-port",
+        type=int,
+        help="Secure Mode port, client certificate required (0: any; default "
+        f"{DEFAULT_SECURE_PORT} when the scenario bootstraps Secure Mode, else none)",
+    )
+    serve.add_argument(
+        "--pin",
+        help="the PIN the phone's user types (password + 3-character TAN; "
+        "default: the scenario's [secure] pin)",
+    )
     serve.add_argument("--path", default=DEFAULT_PATH, help=f"server path ({DEFAULT_PATH})")
     serve.add_argument("--transcript", type=Path, help="also write the transcript as JSON lines")
     serve.add_argument("--ca-out", type=Path, help="write the lab CA certificate (PEM) here")
@@ -73,12 +88,23 @@ def serve(args: argparse.Namespace, out: TextIO, stop: threading.Event) -> int:
     except ScenarioError as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 2
+    if args.pin is not None:
+        try:
+            split_pin(args.pin)
+        except ValueError as exc:
+            print(f"lab: --pin: {exc}", file=sys.stderr)
+            return 2
+    secure_port = args.secure_port
+    if secure_port is None and scenario.uses_secure_mode:
+        secure_port = DEFAULT_SECURE_PORT
     sink = args.transcript.open("a", encoding="utf-8") if args.transcript else None
     try:
         lab = LabServer(
             scenario,
             host=args.host,
             port=args.port,
+            secure_port=secure_port,
+            pin=args.pin,
             path=args.path,
             transcript_file=sink,
             on_record=_Printer(out, xml=args.xml),
@@ -86,7 +112,10 @@ def serve(args: argparse.Namespace, out: TextIO, stop: threading.Event) -> int:
         try:
             lab.start()
         except OSError as exc:
-            print(f"lab: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+            ports = f"{args.port}" + (f" and {secure_port}" if secure_port is not None else "")
+            print(
+                f"lab: cannot listen on {args.host}, ports {ports}: {exc.strerror}", file=sys.stderr
+            )
             return 1
         with lab:
             if args.ca_out:
@@ -95,6 +124,17 @@ def serve(args: argparse.Namespace, out: TextIO, stop: threading.Event) -> int:
             print(f"scenario: {scenario.name} - {scenario.description}", file=out)
             print(f"CA SHA-256 fingerprint: {lab.ca_fingerprint}", file=out)
             print(f"server key pin (SPKI SHA-256): {lab.server_pin}", file=out, flush=True)
+            if lab.secure_listener is not None:
+                material = lab.material
+                print(f"Secure Mode: {lab.secure_url} (client certificate required)", file=out)
+                print(f"phone certificate: {material.client_subject}", file=out)
+                # A lab PIN, printed so the person at the demo phone can type it (spec §7.2).
+                print(
+                    f"PIN to type on the phone: {material.pin} "
+                    f"(password {material.password}, TAN {material.tan})",
+                    file=out,
+                    flush=True,
+                )
             stop.wait()
         return 0
     finally:

@@ -12,6 +12,16 @@ first answer [G p.13, p.28; F]. A phone message with reason `reply-to`,
 `cookie=False`); any other reason opens a new interaction. A `reply-to` that
 belongs to no open interaction is answered `CleanUp` and recorded under
 interaction 0.
+
+Secure Mode (spec §7): with the lab's `BootstrapMaterial`, item values are
+expanded (`{secure-mode-data}`, `{secure-port}` ...) as they are sent, and a
+phone's answer to `ReadItems bootstrapping-tan` is checked against the PIN's
+TAN (spec §7.3 step 4); a wrong one
+is answered `CleanUp` with `cleanup-reason` `wrong TAN from device` [G p.31]
+unless the scenario says `wrong-tan = "ignore"`. The HTTP layer says on which
+channel (`default`, `secure`) a POST came and, on the secure one, the subject
+of the client certificate it verified; the first record of an interaction
+notes it.
 """
 
 from __future__ import annotations
@@ -19,9 +29,10 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from provd.lab.scenario import Scenario, Step
+from provd.lab.secure import TAN_ITEM, WRONG_TAN, BootstrapMaterial, TanCheck, tan_answer
 from provd.lab.transcript import Direction, Transcript
 from provd.wpi.codec import DocumentError, parse_workpoint
 from provd.wpi.events import FragmentReceived, PhoneMessageReceived
@@ -32,6 +43,11 @@ from provd.wpi.server import ServerSession
 _CONTINUING = (Reason.REPLY_TO, Reason.CLEAN_UP, Reason.STATUS)
 
 _CLEAN_UP = Step(action=Action.CLEAN_UP.value)
+_WRONG_TAN = Step(
+    action=Action.CLEAN_UP.value,
+    items=(Item(name="cleanup-reason", value=WRONG_TAN),),
+    note="wrong TAN",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +70,7 @@ class _Post:
     channel: str
     cookie: bool  # the request presented the interaction's cookie
     note: str = ""
+    client: str | None = None  # the verified client certificate's subject (secure channel)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -63,10 +80,13 @@ class Interaction:
     number: int
     reason: Reason
     cookie: str
+    channel: str = "default"
+    client: str | None = None  # subject of the client certificate that opened it
     session: ServerSession = field(default_factory=ServerSession)
     steps: list[Step] = field(default_factory=list)
     open: bool = True
     answered: int = 0  # server documents sent so far
+    asked_tan: bool = False  # the last server document was ReadItems bootstrapping-tan
 
 
 def new_cookie() -> str:
@@ -83,13 +103,18 @@ class Conductor:
         transcript: Transcript,
         *,
         cookie_source: Callable[[], str] = new_cookie,
+        material: BootstrapMaterial | None = None,
+        secure_port: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.scenario = scenario
         self.transcript = transcript
+        self.material = material
+        self._secure_port = secure_port
         self._cookie_source = cookie_source
         self._lock = threading.Lock()
         self._interactions: list[Interaction] = []
         self._by_cookie: dict[str, Interaction] = {}
+        self._tan_checks: list[TanCheck] = []
 
     @property
     def interactions(self) -> list[Interaction]:
@@ -97,10 +122,24 @@ class Conductor:
         with self._lock:
             return list(self._interactions)
 
-    def handle(self, body: bytes, cookie: str | None, *, channel: str = "default") -> Answer:
-        """Answer one phone POST."""
+    @property
+    def tan_checks(self) -> list[TanCheck]:
+        """Every `bootstrapping-tan` answer checked so far, oldest first."""
         with self._lock:
-            return self._handle(body, cookie, channel)
+            return list(self._tan_checks)
+
+    def handle(
+        self,
+        body: bytes,
+        cookie: str | None,
+        *,
+        channel: str = "default",
+        client: str | None = None,
+    ) -> Answer:
+        """Answer one phone POST that came on `channel` (with `client`, the subject of the
+        client certificate the secure listener verified)."""
+        with self._lock:
+            return self._handle(body, cookie, channel, client)
 
     # ------------------------------------------------------------------ internals
 
@@ -118,7 +157,7 @@ class Conductor:
                     return interaction, False
         return None, False
 
-    def _handle(self, body: bytes, cookie: str | None, channel: str) -> Answer:
+    def _handle(self, body: bytes, cookie: str | None, channel: str, client: str | None) -> Answer:
         try:
             message: WorkpointMessage | None = parse_workpoint(body)
             refusal = ""
@@ -134,31 +173,64 @@ class Conductor:
                 # The phone opened a new interaction with an old cookie: spec §1
                 # [B] wants one jar per interaction. The old one is over.
                 found.open = False
-            found = self._open(message.reason)
-            note = "" if cookie is None else "new interaction with an old cookie"
+            found = self._open(message.reason, channel, client)
+            notes = [] if cookie is None else ["new interaction with an old cookie"]
+            if client is not None:
+                notes.append(f"client certificate {client}")
+            note = "; ".join(notes)
         else:
             note = "" if cookie_ok else "no cookie: matched by nonce"
         event = found.session.receive(body)
-        post = _Post(body=body, message=message, channel=channel, cookie=cookie_ok, note=note)
+        post = _Post(
+            body=body, message=message, channel=channel, cookie=cookie_ok, note=note, client=client
+        )
         if isinstance(event, FragmentReceived):
             self._record_phone(found.number, post)
             # spec §5: ask for the next fragment; this takes no step of the script.
             return self._send(found, Step(action=Action.GET_NEXT_FRAGMENT.value), channel)
         assert isinstance(event, PhoneMessageReceived)
+        tan_ok = self._check_tan(found, event.items, channel)
+        if tan_ok is not None:
+            verdict = "TAN matches" if tan_ok else "TAN does not match"
+            post = replace(post, note="; ".join(filter(None, [post.note, verdict])))
         self._record_phone(found.number, post, event.items if event.fragments > 1 else None)
         if message.reason is Reason.CLEAN_UP:
             # spec §3.4: the phone ends the interaction itself; it ignores our answer.
             return self._send(found, _CLEAN_UP, channel)
+        if tan_ok is False and self.scenario.secure.wrong_tan == "clean-up":
+            # spec §7.3 step 4 [G p.31]: the phone discards the material.
+            found.steps.clear()
+            return self._send(found, _WRONG_TAN, channel)
         step = found.steps.pop(0) if found.steps else _CLEAN_UP
         return self._send(found, step, channel)
 
-    def _open(self, reason: Reason) -> Interaction:
+    def _check_tan(
+        self, interaction: Interaction, items: tuple[Item, ...], channel: str
+    ) -> bool | None:
+        """spec §7.3 step 4: the phone's `bootstrapping-tan` against the PIN's TAN."""
+        if self.material is None or not interaction.asked_tan:
+            return None
+        interaction.asked_tan = False
+        answer = tan_answer(items)
+        if answer is None:
+            return None
+        matched = self.material.tan_matches(answer)
+        self._tan_checks.append(
+            TanCheck(interaction=interaction.number, channel=channel, matched=matched)
+        )
+        return matched
+
+    def _open(
+        self, reason: Reason, channel: str = "default", client: str | None = None
+    ) -> Interaction:
         number = len(self._interactions) + 1
-        script = self.scenario.script_for(number, reason)
+        script = self.scenario.script_for(number, reason, channel)
         interaction = Interaction(
             number=number,
             reason=reason,
             cookie=self._cookie_source(),
+            channel=channel,
+            client=client,
             steps=list(script.steps) if script else [],
         )
         self._interactions.append(interaction)
@@ -184,10 +256,27 @@ class Conductor:
             note=post.note,
         )
 
+    def _expand(self, items: tuple[Item, ...]) -> tuple[Item, ...]:
+        """Items with the lab's placeholders replaced by the material they name."""
+        if self.material is None:
+            return items
+        port = self._secure_port()
+        return tuple(
+            replace(item, value=self.material.expand(item.value, secure_port=port))
+            if "{" in item.value
+            else item
+            for item in items
+        )
+
     def _send(self, interaction: Interaction, step: Step, channel: str) -> Answer:
         session = interaction.session
+        items = self._expand(step.items)
+        # Only an answer to this question is checked (ReadAllItems holds the item too).
+        interaction.asked_tan = step.action == Action.READ_ITEMS.value and any(
+            item.name == TAN_ITEM for item in items
+        )
         if step.action is not None:
-            body = session.send(step.action, step.items, nonce=step.nonce)
+            body = session.send(step.action, items, nonce=step.nonce)
         elif step.raw is not None:
             body = step.raw.replace(b"{nonce}", (session.nonce or "").encode("ascii", "replace"))
         else:
@@ -207,7 +296,7 @@ class Conductor:
             body=body,
             http_status=step.status,
             action=step.action if step.status == 200 else None,
-            items=step.items,
+            items=items,
             cookie=first,
             channel=channel,
             note="; ".join(notes),

@@ -8,8 +8,13 @@ format; `Scenario.from_dict` takes the same structure as Python data.
 
 Selection for a new interaction: the script with that `contact` number, else
 the first with that `reason`, else the first with neither (the default), else
-none (the server answers `CleanUp`). When a script's steps run out the server
-answers `CleanUp`.
+none (the server answers `CleanUp`). A script with a `channel` (`default` or
+`secure`, spec §7) applies only to interactions on that port. When a script's
+steps run out the server answers `CleanUp`.
+
+The `[secure]` table sets the lab's Secure Mode (`SecureOptions`): the PIN its
+`secure-mode-data` is made for, and what it does with a wrong TAN. Item values
+may name the lab's bootstrap material with placeholders (`provd.lab.secure`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from provd.lab.secure import DEFAULT_PIN, PlaceholderError, placeholders, split_pin
 from provd.wpi.model import Action, Item, Reason
+
+#: The lab's two ports (spec §1, §7): Default Mode and Secure Mode.
+CHANNELS = ("default", "secure")
+#: What the lab does when the phone's `bootstrapping-tan` is wrong (spec §7.3 step 4).
+WRONG_TAN_ANSWERS = ("clean-up", "ignore")
 
 
 class ScenarioError(ValueError):
@@ -78,7 +89,24 @@ class Script:
 
     reason: Reason | None = None
     contact: int | None = None
+    channel: str | None = None  # None: either port
     steps: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecureOptions:
+    """The lab's Secure Mode settings (the `[secure]` table).
+
+    `pin` is what the user types: its password part encrypts `secure-mode-data`, its
+    last 3 characters are the TAN the lab expects [G p.67-68]. `wrong_tan` is what the
+    lab does when the phone answers `bootstrapping-tan` wrongly: `clean-up` answers
+    `CleanUp` with `cleanup-reason` `wrong TAN from device` [G p.31]; `ignore` goes on
+    with the script. `client_name` is the common name of the phone's certificate.
+    """
+
+    pin: str = DEFAULT_PIN
+    wrong_tan: str = "clean-up"
+    client_name: str = "provd lab phone"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,16 +116,27 @@ class Scenario:
     name: str = "unnamed"
     description: str = ""
     scripts: tuple[Script, ...] = ()
+    secure: SecureOptions = SecureOptions()
 
-    def script_for(self, contact: int, reason: Reason) -> Script | None:
-        """The script for the `contact`-th interaction, opened with `reason`."""
+    @property
+    def uses_secure_mode(self) -> bool:
+        """Whether a script is for the secure port or an item names bootstrap material."""
+        return any(
+            script.channel == "secure"
+            or any(placeholders(item.value) for step in script.steps for item in step.items)
+            for script in self.scripts
+        )
+
+    def script_for(self, contact: int, reason: Reason, channel: str = "default") -> Script | None:
+        """The script for the `contact`-th interaction, opened with `reason` on `channel`."""
         for script in self.scripts:
             if script.contact == contact:
                 return script
-        for script in self.scripts:
+        usable = [s for s in self.scripts if s.channel in (None, channel)]
+        for script in usable:
             if script.contact is None and script.reason is reason:
                 return script
-        for script in self.scripts:
+        for script in usable:
             if script.contact is None and script.reason is None:
                 return script
         return None
@@ -105,7 +144,7 @@ class Scenario:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, default_name: str = "unnamed") -> Scenario:
         """Build and validate a scenario from parsed TOML (or the same structure in Python)."""
-        _check_keys(data, {"name", "description", "interaction"}, "scenario")
+        _check_keys(data, {"name", "description", "interaction", "secure"}, "scenario")
         name = _string(data.get("name", default_name), "name")
         description = _string(data.get("description", ""), "description")
         raw_scripts = data.get("interaction", [])
@@ -118,12 +157,14 @@ class Scenario:
                 if script.contact in seen:
                     raise ScenarioError(f"interaction[{i}]: contact {script.contact} given twice")
                 seen.add(script.contact)
-        return cls(name=name, description=description, scripts=scripts)
+        secure = _secure(data.get("secure", {}))
+        return cls(name=name, description=description, scripts=scripts, secure=secure)
 
 
 # --------------------------------------------------------------------------- loading
 
-_SCRIPT_KEYS = {"reason", "contact", "step"}
+_SCRIPT_KEYS = {"reason", "contact", "channel", "step"}
+_SECURE_KEYS = {"pin", "wrong-tan", "client-name"}
 _STEP_KEYS = {
     "action",
     "items",
@@ -173,11 +214,35 @@ def _script(data: object, where: str) -> Script:
             raise ScenarioError(f"{where}.contact: must be a whole number from 1")
     if reason is not None and contact is not None:
         raise ScenarioError(f"{where}: give reason or contact, not both")
+    channel: str | None = None
+    if "channel" in data:
+        channel = _string(data["channel"], f"{where}.channel")
+        if channel not in CHANNELS:
+            raise ScenarioError(f"{where}.channel: {channel!r} is not one of {', '.join(CHANNELS)}")
     raw_steps = data.get("step", [])
     if not isinstance(raw_steps, list):
         raise ScenarioError(f"{where}.step: must be an array of tables ([[interaction.step]])")
     steps = tuple(_step(s, f"{where}.step[{i}]") for i, s in enumerate(raw_steps))
-    return Script(reason=reason, contact=contact, steps=steps)
+    return Script(reason=reason, contact=contact, channel=channel, steps=steps)
+
+
+def _secure(data: object) -> SecureOptions:
+    _check_keys(data, _SECURE_KEYS, "secure")
+    assert isinstance(data, Mapping)
+    options = SecureOptions()
+    pin = _string(data.get("pin", options.pin), "secure.pin")
+    try:
+        split_pin(pin)
+    except ValueError as exc:
+        raise ScenarioError(f"secure.pin: {exc}") from None
+    wrong_tan = _string(data.get("wrong-tan", options.wrong_tan), "secure.wrong-tan")
+    if wrong_tan not in WRONG_TAN_ANSWERS:
+        choices = ", ".join(WRONG_TAN_ANSWERS)
+        raise ScenarioError(f"secure.wrong-tan: {wrong_tan!r} is not one of {choices}")
+    client_name = _string(data.get("client-name", options.client_name), "secure.client-name")
+    if not client_name.strip():
+        raise ScenarioError("secure.client-name: must not be empty")
+    return SecureOptions(pin=pin, wrong_tan=wrong_tan, client_name=client_name)
 
 
 def _step(data: object, where: str) -> Step:
@@ -260,8 +325,14 @@ def _clean_up_items(data: Mapping[str, Any], action: str | None, where: str) -> 
 def _value(value: object, where: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str | int | float):
+    if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, str):
+        try:
+            placeholders(value)  # {secure-mode-data:...}: a variant the lab makes
+        except PlaceholderError as exc:
+            raise ScenarioError(f"{where}: {exc}") from None
+        return value
     raise ScenarioError(f"{where}: must be a string, number or boolean")
 
 
@@ -346,11 +417,15 @@ def load_scenario(source: str | Path) -> Scenario:
 
 
 def script(
-    *answers: str | Step, reason: Reason | None = None, contact: int | None = None
+    *answers: str | Step,
+    reason: Reason | None = None,
+    contact: int | None = None,
+    channel: str | None = None,
 ) -> Script:
     """Shorthand: `script("ReadAllItems", Step(action="WriteItems", items=...), reason=...)`."""
     return Script(
         reason=reason,
         contact=contact,
+        channel=channel,
         steps=tuple(a if isinstance(a, Step) else Step(action=a) for a in answers),
     )

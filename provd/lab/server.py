@@ -6,14 +6,20 @@
         lab.server_pin     # what a trust-on-first-use pin records
         lab.wait_for(lambda r: r.action == "CleanUp")
         lab.transcript     # every document, in order
+        lab.secure_url     # the Secure Mode port (spec §7): client certificate required
+        lab.material       # the bootstrap material (provd.lab.secure)
 
 Test infrastructure built on the standard library (`http.server`, `ssl`); the
 phone side uses pyOpenSSL. Each connection is served in its own thread; the
 TLS handshake happens in that thread, so a stalled client blocks nobody. The
 protocol side is `provd.lab.conductor.Conductor`.
 
-Secure Mode (spec §7) will add a second `Listener` that requires a client
-certificate from the lab CA; file serving (spec §6) will add GET paths.
+Two `Listener`s: `default` (Default Mode, spec §1) and `secure` (Secure Mode,
+spec §7.4: a client certificate issued by the lab's client CA is required; the
+subject of the one verified is recorded). Both present the server certificate
+of the lab CA, which is the `dls-server-ca` the bootstrap material names.
+`restart_secure(pki)` puts another server certificate on the secure port (a
+server the phone must refuse). File serving (spec §6) will add GET paths.
 """
 
 from __future__ import annotations
@@ -33,10 +39,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
+from cryptography import x509
+
 from provd.lab import contactme
 from provd.lab.conductor import Answer, Conductor, new_cookie
 from provd.lab.pki import LabPKI
 from provd.lab.scenario import Scenario, load_scenario
+from provd.lab.secure import BootstrapMaterial, TanCheck
 from provd.lab.transcript import Record, Transcript
 
 logger = logging.getLogger(__name__)
@@ -77,7 +86,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(Answer(status=413, close=True))
             return
         body = self.rfile.read(length)
-        answer = listener.lab.conductor.handle(body, self._cookie(), channel=listener.channel)
+        answer = listener.lab.conductor.handle(
+            body, self._cookie(), channel=listener.channel, client=client_subject(self.connection)
+        )
         if answer.delay:
             listener.lab.sleep(answer.delay)
         self._reply(answer)
@@ -132,6 +143,9 @@ class _HTTPServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
+        # An answer's head and body go in two sends: without TCP_NODELAY (inherited by
+        # the accepted sockets on Linux) the body waits for the phone's delayed ACK.
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # HTTPServer.server_bind looks the host name up (getfqdn): slow without DNS.
         socketserver.TCPServer.server_bind(self)
         self.server_name = str(self.server_address[0])
@@ -140,12 +154,16 @@ class _HTTPServer(ThreadingHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         # Runs in the connection's own thread: the handshake blocks only it.
         listener = self.listener
+        listener.connected()
         request.settimeout(HANDSHAKE_TIMEOUT)
         try:
             tls = listener.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as exc:
             listener.handshake_failed(f"{client_address[0]}: {exc}")
             return
+        subject = client_subject(tls)
+        if subject is not None:
+            listener.client_seen(subject)
         listener.track(tls, add=True)
         try:
             super().finish_request(tls, client_address)
@@ -156,8 +174,26 @@ class _HTTPServer(ThreadingHTTPServer):
             tls.close()
 
 
+def client_subject(connection: object) -> str | None:
+    """The subject (RFC 4514) of the client certificate a TLS connection verified."""
+    if not isinstance(connection, ssl.SSLSocket):
+        return None
+    try:
+        der = connection.getpeercert(binary_form=True)
+    except (ValueError, OSError):
+        return None
+    if not der:
+        return None
+    return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
 class Listener:
-    """One HTTPS port of the lab server (`default`; later `secure`)."""
+    """One HTTPS port of the lab server: `default` or `secure` (spec §1, §7).
+
+    `connections` counts the TCP connections accepted (a handshake that fails
+    counts too: "no connection to the default port" means none at all);
+    `client_subjects` are the client certificates verified, one per connection.
+    """
 
     def __init__(
         self, lab: LabServer, channel: str, host: str, port: int, context: ssl.SSLContext
@@ -166,6 +202,8 @@ class Listener:
         self.channel = channel
         self.context = context
         self.handshake_errors: list[str] = []
+        self.connections = 0
+        self.client_subjects: list[str] = []
         self._connections: set[ssl.SSLSocket] = set()
         self._lock = threading.Lock()
         self._httpd = _HTTPServer((host, port), self)
@@ -179,6 +217,15 @@ class Listener:
         logger.debug("lab %s handshake failed: %s", self.channel, text)
         with self._lock:
             self.handshake_errors.append(text)
+
+    def connected(self) -> None:
+        with self._lock:
+            self.connections += 1
+
+    def client_seen(self, subject: str) -> None:
+        logger.debug("lab %s: client certificate %s", self.channel, subject)
+        with self._lock:
+            self.client_subjects.append(subject)
 
     def track(self, connection: ssl.SSLSocket, *, add: bool) -> None:
         with self._lock:
@@ -228,9 +275,11 @@ class LabServer:
     """A provisioning server on loopback, playing `scenario` (see `provd.lab.scenario`).
 
     `scenario` may be a `Scenario`, a TOML path or the name of a shipped
-    scenario. `transcript_file`, when given, receives every record as a JSON
-    line. `clock`, `sleep` and `cookie_source` are parameters so tests can pass
-    their own.
+    scenario. `port` is the Default Mode port, `secure_port` the Secure Mode one
+    (0: any free port; None: no secure listener). `pin` overrides the scenario's
+    `[secure] pin`, for which the bootstrap material is made. `transcript_file`,
+    when given, receives every record as a JSON line. `clock`, `sleep` and
+    `cookie_source` are parameters so tests can pass their own.
     """
 
     def __init__(
@@ -239,6 +288,8 @@ class LabServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        secure_port: int | None = 0,
+        pin: str | None = None,
         path: str = DEFAULT_PATH,
         pki: LabPKI | None = None,
         transcript_file: TextIO | None = None,
@@ -253,37 +304,78 @@ class LabServer:
         #: [F] the cookie's path is the application's: /DeploymentService.
         self.cookie_path = "/" + path.strip("/").split("/", 1)[0]
         self.pki = pki or LabPKI.create()
+        options = self.scenario.secure
+        #: spec §7: the client CA, the phone's credential, the PKCS#12 archives.
+        self.material = BootstrapMaterial.create(
+            self.pki, pin=pin if pin is not None else options.pin, client_name=options.client_name
+        )
         self.sleep = sleep
         self.transcript_log = Transcript(clock=clock, sink=transcript_file, listener=on_record)
-        self.conductor = Conductor(self.scenario, self.transcript_log, cookie_source=cookie_source)
+        self.conductor = Conductor(
+            self.scenario,
+            self.transcript_log,
+            cookie_source=cookie_source,
+            material=self.material,
+            secure_port=lambda: self._secure_port,
+        )
         self._requested_port = port
+        self._secure_port = secure_port
         self._files: tempfile.TemporaryDirectory[str] | None = None
         self.listener: Listener | None = None
+        self.secure_listener: Listener | None = None
 
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> LabServer:
-        """Make the TLS context, bind, and serve in a background thread."""
+        """Make the TLS contexts, bind both ports, and serve in background threads."""
         if self.listener is not None:
             return self
         self._files = tempfile.TemporaryDirectory(prefix="provd-lab-")
-        _, cert_path, key_path = self.pki.write(Path(self._files.name))
-        context = server_context(cert_path, key_path)
         try:
+            context = self._context(self.pki, secure=False)
             self.listener = Listener(self, "default", self.host, self._requested_port, context)
-        except OSError:
-            self._files.cleanup()
-            self._files = None
+            if self._secure_port is not None:
+                self._start_secure(self.pki, self._secure_port)
+        except (OSError, ssl.SSLError):
+            self.stop()
             raise
         self.listener.start()
         logger.info("lab server at %s (scenario %s)", self.url, self.scenario.name)
         return self
 
+    def _context(self, pki: LabPKI, *, secure: bool) -> ssl.SSLContext:
+        assert self._files is not None
+        directory = Path(self._files.name) / f"{'secure' if secure else 'default'}-{id(pki):x}"
+        _, cert_path, key_path = pki.write(directory)
+        return server_context(
+            cert_path, key_path, client_cas=self.material.client_ca_pem if secure else None
+        )
+
+    def _start_secure(self, pki: LabPKI, port: int) -> None:
+        context = self._context(pki, secure=True)
+        self.secure_listener = Listener(self, "secure", self.host, port, context)
+        self._secure_port = self.secure_listener.port
+        self.secure_listener.start()
+        logger.info("lab Secure Mode port %d (client certificate required)", self._secure_port)
+
+    def restart_secure(self, pki: LabPKI | None = None) -> None:
+        """Serve the secure port again, on the same port, with the server certificate of
+        `pki` (default: the lab's own). With a `LabPKI.create()` the server certificate
+        no longer chains to the `dls-server-ca` the phone received: it must refuse it."""
+        if self.secure_listener is None:
+            raise RuntimeError("the lab server has no secure listener running")
+        port = self.secure_listener.port
+        self.secure_listener.stop()
+        self.secure_listener = None
+        self._start_secure(pki or self.pki, port)
+
     def stop(self) -> None:
         """Stop serving and close every connection; idempotent."""
-        if self.listener is not None:
-            self.listener.stop()
-            self.listener = None
+        for listener in (self.listener, self.secure_listener):
+            if listener is not None:
+                listener.stop()
+        self.listener = None
+        self.secure_listener = None
         if self._files is not None:
             self._files.cleanup()
             self._files = None
@@ -310,11 +402,27 @@ class LabServer:
     @property
     def url(self) -> str:
         """The server URL a phone is configured with (spec §1 [B])."""
+        return self._url(self.port)
+
+    @property
+    def secure_port(self) -> int:
+        """The Secure Mode port: what `{secure-port}` (`dls-secure-port`) tells the phone."""
+        if self.secure_listener is None:
+            raise RuntimeError("the lab server has no secure listener running")
+        return self.secure_listener.port
+
+    @property
+    def secure_url(self) -> str:
+        """The URL the phone uses once in Secure Mode (spec §7.3 step 4)."""
+        return self._url(self.secure_port)
+
+    def _url(self, port: int) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"https://{host}:{self.port}{self.path}"
+        return f"https://{host}:{port}{self.path}"
 
     @property
     def ca_pem(self) -> bytes:
+        """The lab CA: the server certificate's issuer, and the `dls-server-ca`."""
         return self.pki.ca.cert_pem
 
     @property
@@ -333,8 +441,24 @@ class LabServer:
 
     @property
     def handshake_errors(self) -> list[str]:
-        """TLS handshakes that failed (a phone refusing our certificate, say)."""
+        """TLS handshakes that failed on the default port (a phone refusing our certificate)."""
         return list(self.listener.handshake_errors) if self.listener else []
+
+    @property
+    def secure_handshake_errors(self) -> list[str]:
+        """TLS handshakes that failed on the secure port (no or a foreign client
+        certificate, or a phone refusing a server certificate)."""
+        return list(self.secure_listener.handshake_errors) if self.secure_listener else []
+
+    @property
+    def client_subjects(self) -> list[str]:
+        """Subjects of the client certificates the secure port verified, one per connection."""
+        return list(self.secure_listener.client_subjects) if self.secure_listener else []
+
+    @property
+    def tan_checks(self) -> list[TanCheck]:
+        """The phone's `bootstrapping-tan` answers and whether each matched the PIN's TAN."""
+        return self.conductor.tan_checks
 
     def wait_for(self, predicate: Callable[[Record], bool], timeout: float = 5.0) -> Record:
         """The first record satisfying `predicate`, waiting up to `timeout` seconds."""

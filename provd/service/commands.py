@@ -79,6 +79,7 @@ def status(daemon: Daemon, request: dict[str, Any]) -> dict[str, Any]:
         "send_solicited": daemon.triggers.send_solicited,
         "last_contact": daemon.last_contact,
         "last_error": daemon.last_error,
+        "next_contact_in": daemon.next_contact_in(),
         "next_poll_in": None
         if daemon.next_poll is None
         else round(daemon.next_poll - daemon.clock(), 1),

@@ -7,7 +7,7 @@ and group `provd` (mode 0660 in the runtime directory), nobody else.
 Protocol, one JSON object per line each way::
 
     → {"cmd": "status"}
-    ← {"ok": true, "mode": "default", "state": "idle", ...}
+    ← {"ok": true, "mode": "default mode", "status": "default mode, idle, ...", ...}
     → {"cmd": "set", "items": {"e164": "4989722", "ldap-server-address[1]": "ldap.example"}}
     ← {"ok": false, "error": "...", "rejected": {"x": "unknown item"}}
 

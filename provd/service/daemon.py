@@ -524,6 +524,20 @@ class Daemon:
     # ------------------------------------------------------------------ events
 
     def on_contact_me(self, request: ContactMeRequest) -> None:
+        redirect = request.redirect
+        if redirect is not None and not self.settings.contact_me.redirect_allowed(*redirect):
+            # The listener matched the address; the allow-list entry names the port too.
+            log_event(
+                log,
+                MessageId.CONTACT_ME_REDIRECT_REFUSED,
+                "contact-me from %s asked for %s:%d, not allowed: answering the configured server",
+                request.peer[0],
+                redirect[0],
+                redirect[1],
+                level=logging.WARNING,
+                peer=request.peer[0],
+            )
+            request = ContactMeRequest(peer=request.peer, redirect=None, reason=request.reason)
         log_event(
             log,
             MessageId.CONTACT_ME_RECEIVED,
@@ -678,6 +692,10 @@ class Daemon:
             )
         else:
             self.settings = new
+            self.triggers.reconfigure(
+                policy=RetryPolicy(minimum=new.retry.m, multiplier=new.retry.k, cap=new.retry.cap),
+                contact_gap=new.contact_me.contact_gap,
+            )
             self.book.dhcp_locked = new.items.dhcp_locked
             self.listener.allow_redirect = frozenset(
                 _host_of(target) for target in new.contact_me.allow_redirect
@@ -717,10 +735,18 @@ class Daemon:
         pending = [r.value for r in self.triggers.pending]
         if pending:
             parts.append("pending " + "+".join(pending))
+        next_contact = self.next_contact_in()
+        if next_contact and self.started is None:
+            parts.append(f"next contact in {next_contact:.0f} s")
         if self.next_poll is not None:
             at = self.wall().astimezone().timestamp() + (self.next_poll - self.clock())
             parts.append("next poll " + datetime.fromtimestamp(at).strftime("%H:%M"))
         return ", ".join(parts)
+
+    def next_contact_in(self) -> float | None:
+        """Seconds until the next interaction is due (a retry, a debounced report), if any."""
+        when = self.triggers.when_due()
+        return None if when is None else round(max(0.0, when - self.clock()), 1)
 
     def update_status(self) -> None:
         self.notifier.status(self.status_line())

@@ -265,7 +265,8 @@ class Exchange:
             if self._poster is not None:
                 self._poster.abandoned.set()
             if self._channel is not None:
-                self._channel.close()
+                # Wake the worker blocked in recv(); it then closes the channel.
+                self._channel.interrupt()
 
     def run(self) -> Outcome:
         started = self._clock()

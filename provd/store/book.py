@@ -223,6 +223,11 @@ class CatalogBook:
                 plain[item.name, item.index] = item.value
         try:
             changes, changed = self._changes(plain)
+            if local:
+                # A local set to the value the phone already has (its default) is
+                # no change to report (spec §3.5).
+                keep = set(changed)
+                changes = [c for c in changes if (c.name, c.index) in keep]
             if changes:
                 self._store.commit(changes, local=local)
         except StoreError as exc:

@@ -332,6 +332,13 @@ class HttpsChannel:
             raise ValueError(f"{url_or_path!r} is not on {self._origin}; open a channel for it")
         return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
+    def interrupt(self) -> None:
+        """Make an exchange blocked in another thread fail at once (provd is stopping)."""
+        conn = self._conn
+        sock = conn.sock if conn is not None else None
+        if isinstance(sock, TlsSocket):
+            sock.interrupt()
+
     def _drop(self, resp: http.client.HTTPResponse | None) -> None:
         """Close the connection (state unknown after an error, or the caller is done)."""
         if resp is not None:

@@ -440,6 +440,12 @@ class TlsSocket:
         self._io_refs += 1
         return io.BufferedReader(_TlsRawIO(self), max(buffering, io.DEFAULT_BUFFER_SIZE))
 
+    def interrupt(self) -> None:
+        """Wake a thread blocked on this connection (from another thread): shut the
+        TCP socket down, so its recv() returns at once; closing alone would not."""
+        with contextlib.suppress(OSError):
+            self._raw.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         """Close once no reader from `makefile` is open any more."""
         self._closing = True

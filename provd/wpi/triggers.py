@@ -122,6 +122,11 @@ class TriggerQueue:
         self._indication_since: float | None = None
         self._busy = False
 
+    def reconfigure(self, *, policy: RetryPolicy, contact_gap: float) -> None:
+        """New settings (a reload): they apply to the waits computed from now on."""
+        self._policy = policy
+        self._gap = contact_gap
+
     # ------------------------------------------------------------------ triggers
 
     def add(self, reason: Reason, now: float, *, delay: float = 0.0) -> bool:
