@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from provd.hw.inventory import HardwareEvent, InventoryMonitor, InventoryRule
 from provd.service import commands, reports
@@ -37,7 +37,7 @@ from provd.service.exchange import Actions, Effects, Endpoint, Exchange, Outcome
 from provd.service.journal import MessageId, Redactor, log_event, setup_logging
 from provd.service.loop import EventLoop, Timer
 from provd.service.notify import Notifier
-from provd.service.privileged import PrivilegedSteps
+from provd.service.privileged import PrivilegedSteps, StepError
 from provd.service.secure_mode import SecureMode
 from provd.service.settings import DefaultTrust, Settings, default_dropin_dir, load_settings
 from provd.service.worker import Worker
@@ -319,8 +319,9 @@ class Daemon:
         return TrustPolicy.system(cas)
 
     def _announce_files(self, results: Sequence[FileResult]) -> None:
-        # The apply hooks learn of files as `file:<TYPE>/<name>` (docs/privileged-steps.md).
-        self.hooks.run([(f"file:{r.type}/{r.name}", None) for r in results])
+        # The apply hooks learn of files as `file:<TYPE>/<name>`, the name percent-encoded
+        # so that a space ("ring tone.wav") cannot split PROVD_CHANGED's tokens.
+        self.hooks.run([(f"file:{r.type}/{quote(r.name, safe='')}", None) for r in results])
 
     def actions(self) -> Actions:
         """The action handlers of one interaction."""
@@ -515,9 +516,10 @@ class Daemon:
         if outcome is not None and ok:
             pending = outcome.effects.extra.get("pending_install")
             if isinstance(pending, PendingInstall):
-                # spec §6.2 [B]: install after the CleanUp, then reboot.
+                # spec §6.2 [B]: install after the CleanUp; the install unit reboots, so a
+                # Restart in the same interaction must not race it with a reboot of its own.
                 self.deployer.install(pending)
-            if outcome.effects.restart is not None:
+            elif outcome.effects.restart is not None:
                 reports.restart(self, outcome.effects.restart)
         self.update_status()
 
@@ -716,7 +718,8 @@ class Daemon:
         """Hand the reboot to the privileged unit (issue 6: no capability in provd)."""
         try:
             self.steps.request_reboot(reason=kind, factory_reset=kind == "factory-reset")
-        except OSError as exc:
+        except (OSError, StepError) as exc:
+            # The phone goes on unrebooted; the server sees no start-up and may retry.
             log.error("could not request the %s: %s", kind, exc)
 
     def status_line(self) -> str:

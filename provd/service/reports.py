@@ -168,5 +168,11 @@ def factory_reset(daemon: Daemon) -> None:
         daemon.secure.wipe()
         daemon.secure_mode.reset()
         daemon.files.wipe()
+        # A staged firmware image is the old configuration's too.
+        staging = daemon.settings.paths.staging_dir
+        if staging.is_dir():
+            for leftover in staging.iterdir():
+                if leftover.is_file() or leftover.is_symlink():
+                    leftover.unlink()
     except StoreError as exc:
         log.error("factory reset incomplete: %s", exc)

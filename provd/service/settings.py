@@ -468,8 +468,9 @@ class HookSettings:
     """External commands: reboot (spec §6.2, §6.3), software installer (§6.2), apply hooks (§8)."""
 
     timeout: float = 30.0
-    reboot_command: tuple[str, ...] = ("systemctl", "reboot")
-    installer_command: tuple[str, ...] = ()
+    # The reboot itself is the privileged provd-reboot unit's (docs/privileged-steps.md):
+    # provd holds no capability, so there is no reboot command to set here.
+    installer_command: tuple[str, ...] = ("/usr/libexec/provd/provd-install-step",)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

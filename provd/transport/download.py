@@ -150,7 +150,13 @@ class FileSource:
     def describe(self) -> str:
         """The source for a log line: URL, or ``ftp://user@server:port/path/name``."""
         if self.https_url is not None:
-            return self.url
+            # Never the userinfo of a URL: a password there must not reach a log.
+            parts = urlsplit(self.url)
+            host = parts.hostname or ""
+            netloc = f"[{host}]" if ":" in host else host
+            if parts.port is not None:
+                netloc += f":{parts.port}"
+            return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
         user = f"{self.username}@" if self.username else ""
         path = self.path.rstrip("/")
         return f"ftp://{user}{self.server}:{self.port}{path}/{self.file_name}"

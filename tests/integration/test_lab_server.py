@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from provd.lab.contactme import ContactMeError, send_contact_me
-from provd.service.demo import DEVICE
 from provd.lab.scenario import Scenario, Step, script
 from provd.lab.server import LabServer
 from provd.lab.transcript import Record
@@ -36,13 +35,27 @@ from provd.store.items import ItemStore
 from provd.transport.errors import TransportError
 from provd.transport.https import HttpsChannel
 from provd.transport.tls import TrustPolicy
-from provd.wpi.basic import BASIC_ITEMS, basic_items
+from provd.wpi.basic import BASIC_ITEMS, basic_items, contact_me_uri
 from provd.wpi.events import ActionRequested, PhoneAnswer, Reply
 from provd.wpi.model import Action, Item, ItemStatus, Reason, ReplyStatus
 from provd.wpi.respond import answer_item_action
 from provd.wpi.session import PhoneSession, SessionConfig
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+#: The lab phone's identity items, reported live (spec §3.2).
+DEVICE: dict[str, str] = {
+    "device-type": "OpenStage 60",
+    "related-device-type": "OpenStage 60",
+    "software-type": "Siemens SIP",
+    "related-software-type": "Siemens SIP",
+    "software-version": "V3 R5.31.0",
+    "related-software-version": "V3 R5.31.0",
+    "mac-addr": "00:01:E3:25:EA:13",
+    "part-number": "S30817-S7403-A101-015",
+    "contact-me-uri": contact_me_uri("127.0.0.1", 8085),
+}
 
 
 @pytest.fixture(scope="module")

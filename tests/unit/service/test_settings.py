@@ -101,7 +101,7 @@ def test_set_values_are_toml_when_they_parse_and_strings_otherwise() -> None:
             "server.url=https://dls.example.com:443/x",  # not TOML: a string
             "contact-me.listen=::",
             "device.e164=4989700",  # a string setting keeps the digits as text
-            'hooks.reboot-command=["/sbin/reboot", "-f"]',
+            'hooks.installer-command=["/usr/sbin/my-installer", "-v"]',
             "contact-me.allow-redirect=10.0.0.1:18443, dls.example.com",
             "files.type-limits={ PIC = 1000, LOGO = 2000 }",
         ],
@@ -110,7 +110,7 @@ def test_set_values_are_toml_when_they_parse_and_strings_otherwise() -> None:
     assert settings.server.url == "https://dls.example.com:443/x"
     assert settings.contact_me.listen == "::"
     assert settings.device.e164 == "4989700"
-    assert settings.hooks.reboot_command == ("/sbin/reboot", "-f")
+    assert settings.hooks.installer_command == ("/usr/sbin/my-installer", "-v")
     assert settings.contact_me.allow_redirect == ("10.0.0.1:18443", "dls.example.com")
     assert dict(settings.files.type_limits) == {"PIC": 1000, "LOGO": 2000}
 
