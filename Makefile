@@ -39,7 +39,11 @@ help:
 	@echo "make demo       a phone session against the lab server over loopback TLS (DEMO_ARGS=...)"
 	@echo "make bench      run bench/bench_*.py and print their figures"
 	@echo "make format     ruff format + ruff check --fix"
-	@echo "make clean      remove caches and build output (distclean also removes .venv)"
+	@echo "make deb        build dist/provd_<version>_all.deb (docs/integrators.md)"
+	@echo "make lintian    lintian --fail-on error,warning on the package"
+	@echo "make security   systemd-analyze verify + security (provd.service at most 1.5)"
+	@echo "make e2e        install the .deb in a Debian 12 tree and test it under systemd-nspawn"
+	@echo "make clean      remove caches and build output (distclean also removes .venv and .cache)"
 
 # dpkg-query answers "install ok installed" (or "hold ok installed") for an installed package;
 # apt-get runs only when something is missing, so this is quick and offline otherwise.
@@ -100,7 +104,7 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .cache/e2e
 
 # ==== Debian package, unit hardening, end-to-end run under systemd (issue 7) ====================
 # make deb        build dist/provd_<version>_all.deb (+ .changes, .buildinfo) with dpkg-buildpackage,
@@ -109,6 +113,7 @@ distclean: clean
 # make security   systemd-analyze verify + security (exposure of provd.service at most 1.5)
 # make e2e-image  the cached Debian tree for make e2e (.cache/e2e/image, rebuilt when stale)
 # make e2e        install the .deb into that tree, boot it under systemd-nspawn, run the checks
+#                 (E2E_BREAK=start|server|watchdog|mdwe breaks one thing on purpose: must fail)
 # make deb-deps   install the Debian packages these targets need (only when missing)
 # See docs/integrators.md.
 
