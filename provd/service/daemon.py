@@ -465,7 +465,18 @@ class Daemon:
         started, self.started = self.started, None
         assert started is not None
         if error is not None or not isinstance(outcome, Outcome):
-            log.error("interaction crashed: %r", error, exc_info=error)
+            log_event(
+                log,
+                MessageId.INTERACTION_FAILED,
+                "%s interaction failed: internal error %r",
+                started.reason.value,
+                error,
+                level=logging.ERROR,
+                exc_info=error,
+                reason=started.reason.value,
+                result="failed",
+                error=f"internal error: {error!r}",
+            )
             self._finish(started, ok=False, failure=f"internal error: {error!r}")
             return
         reports.interaction_outcome(self, outcome)
