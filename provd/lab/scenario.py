@@ -121,11 +121,18 @@ class Scenario:
     @property
     def uses_secure_mode(self) -> bool:
         """Whether a script is for the secure port or an item names bootstrap material."""
-        return any(
-            script.channel == "secure"
-            or any(placeholders(item.value) for step in script.steps for item in step.items)
+        return bool(self.placeholders) or any(s.channel == "secure" for s in self.scripts)
+
+    @property
+    def placeholders(self) -> set[tuple[str, str]]:
+        """Every `(name, variant)` of lab material the scenario's item values name."""
+        return {
+            found
             for script in self.scripts
-        )
+            for step in script.steps
+            for item in step.items
+            for found in placeholders(item.value)
+        }
 
     def script_for(self, contact: int, reason: Reason, channel: str = "default") -> Script | None:
         """The script for the `contact`-th interaction, opened with `reason` on `channel`."""

@@ -44,7 +44,7 @@ from cryptography import x509
 from provd.lab import contactme
 from provd.lab.conductor import Answer, Conductor, new_cookie
 from provd.lab.pki import LabPKI
-from provd.lab.scenario import Scenario, load_scenario
+from provd.lab.scenario import Scenario, ScenarioError, load_scenario
 from provd.lab.secure import BootstrapMaterial, TanCheck
 from provd.lab.transcript import Record, Transcript
 
@@ -299,6 +299,10 @@ class LabServer:
         cookie_source: Callable[[], str] = new_cookie,
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        if secure_port is None and any(n == "secure-port" for n, _ in self.scenario.placeholders):
+            raise ScenarioError(
+                f"scenario {self.scenario.name}: {{secure-port}} needs the secure listener"
+            )
         self.host = host
         self.path = path
         #: [F] the cookie's path is the application's: /DeploymentService.

@@ -407,7 +407,6 @@ class Daemon:
     def _start_phone_cleanup(self) -> None:
         """spec §7.3 step 3 [G p.83]: tell the server on the default port that the PIN
         retries are used up; one attempt, its result only logged."""
-        self.secure_mode.cleanup_due = False
         nonce = new_nonce(self.random_bytes)
         timeouts = self.settings.timeouts
         self.exchange = Exchange(
@@ -425,8 +424,20 @@ class Daemon:
 
         def done(outcome: Any, error: BaseException | None) -> None:
             self.exchange = None
+            delivered = isinstance(outcome, Outcome) and outcome.result.ok
             if isinstance(outcome, Outcome):
                 reports.interaction_outcome(self, outcome)
+            if delivered:
+                self.secure_mode.set_cleanup_due(False)
+            else:
+                # Kept (and persisted): tried again after the retry wait.
+                self.secure_mode.cleanup_due = False
+                wait = RetryPolicy(
+                    minimum=self.settings.retry.m,
+                    multiplier=self.settings.retry.k,
+                    cap=self.settings.retry.cap,
+                ).wait(1, self.uniform)
+                self.loop.call_later(wait, lambda: setattr(self.secure_mode, "cleanup_due", True))
             self.update_status()
 
         self.worker.submit(self.exchange.run, done)
@@ -508,7 +519,8 @@ class Daemon:
             "ok" if ok else "failed"
         )
         self.last_error = None if ok else failure
-        if not ok and hold is not None:
+        retried = started.reason is not Reason.SOLICITED or self.triggers.send_solicited
+        if not ok and hold is not None and retried:
             log_event(
                 log,
                 MessageId.RETRY_SCHEDULED,

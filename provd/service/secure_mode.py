@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "bootstrap-state.json"
 PENDING_NOPIN = "pending-credentials.json"
+CLEANUP_DUE = "retries-exceeded-unreported"
 GOTO = "goto-secure-mode"
 BOOTSTRAP_ITEMS = frozenset(
     {GOTO, CLIENT_CERTIFICATE, SERVER_CA, "dls-secure-port", SECURE_MODE_DATA, "max-pin-retries"}
@@ -91,8 +92,9 @@ class SecureMode:
         self.tan: str | None = None
         self._switch_credentials: ClientCredentials | None = None
         self.committed: ClientCredentials | None = None
-        #: Set when the phone must tell the server `password retries exceeded`.
-        self.cleanup_due = False
+        #: Set when the phone must tell the server `password retries exceeded`;
+        #: persisted, so a restart before it was delivered does not lose it.
+        self.cleanup_due = self._flag(CLEANUP_DUE)
         #: Set when the daemon should (re)show the PIN prompt.
         self.prompt_due = self.state.phase is Phase.AWAIT_PIN
         if self.state.phase is Phase.SECURE:
@@ -105,6 +107,20 @@ class SecureMode:
                 self.prompt_due = True
 
     # ------------------------------------------------------------------ persistence
+
+    def _flag(self, name: str) -> bool:
+        try:
+            return self.store.read(name) is not None
+        except StoreError:
+            return False
+
+    def set_cleanup_due(self, due: bool) -> None:
+        """Whether the `password retries exceeded` clean-up still has to reach the server."""
+        self.cleanup_due = due
+        if due:
+            self.store.write(CLEANUP_DUE, b"1")
+        else:
+            self.store.delete(CLEANUP_DUE)
 
     def _load_state(self) -> BootstrapState:
         try:
@@ -205,11 +221,17 @@ class SecureMode:
                 items=list(exc.item_names),
             )
             bad = set(exc.item_keys or ()) | {(n, None) for n in exc.item_names}
-            return {
+            refused = {
                 item.key: ItemStatus.INVALID_DATA
                 for item in items
                 if item.key in bad or (item.name, None) in bad
             }
+            if not refused and {name for name, _ in bad} == {SERVER_CA}:
+                # No dls-server-ca at all: no item to mark, yet the bootstrap is what
+                # the phone cannot take (spec §7.3 step 1). Other offending items that
+                # are not here were refused by validation already.
+                refused = {(GOTO, None): ItemStatus.INVALID_DATA}
+            return refused
         transition = material_accepted(self.state, variant, secure_port=port, max_retries=retries)
         self._set(transition.state)
         log_event(
@@ -263,7 +285,7 @@ class SecureMode:
             )
         if Step.SEND_RETRIES_EXCEEDED in steps:
             self._discard_pending()
-            self.cleanup_due = True
+            self.set_cleanup_due(True)
             log_event(
                 log,
                 MessageId.SECURE_RETRIES_EXCEEDED,
@@ -375,7 +397,7 @@ class SecureMode:
         self._switch_credentials = None
         self.committed = None
         self.tan = None
-        self.cleanup_due = False
+        self.cleanup_due = False  # the secure store, with the flag, is wiped by the caller
         self.prompt_due = False
         self.state = factory_reset(self.state).state
 
