@@ -81,8 +81,8 @@ def status(daemon: Daemon, request: dict[str, Any]) -> dict[str, Any]:
         "last_error": daemon.last_error,
         "next_contact_in": daemon.next_contact_in(),
         "next_poll_in": None
-        if daemon.next_poll is None
-        else round(daemon.next_poll - daemon.clock(), 1),
+        if daemon.poller.next_poll is None
+        else round(daemon.poller.next_poll - daemon.clock(), 1),
         "trust_pin": daemon.secure.read_trust_pin(),
         "local_changes_pending": len(daemon.store.pending_local_changes()),
         "contact_me_port": daemon.listener.address[1],
@@ -173,26 +173,19 @@ def pin(daemon: Daemon, request: dict[str, Any]) -> dict[str, Any]:
     """Show the Secure Mode PIN prompt again after a cancel (spec §7.3 step 3)."""
     if daemon.secure_mode.state.phase.value != "await pin":
         return {"ok": False, "error": "no Secure Mode PIN entry is pending"}
-    if not daemon.show_prompt():
+    if not daemon.pin.show_prompt():
         return {"ok": False, "error": "the prompt is already shown, or no UI driver works"}
     return {"ok": True}
 
 
 def pin_prompt(daemon: Daemon, request: dict[str, Any]) -> dict[str, Any]:
     """The socket UI driver: the pending prompt for the phone's GUI to draw."""
-    pending = getattr(daemon.ui, "pending", None)
-    if pending is None:
-        return {"ok": False, "error": "the UI driver is not 'socket'"}
-    return {"ok": True, **(pending() or {"prompt": None})}
+    return daemon.pin.pending()
 
 
 def pin_answer(daemon: Daemon, request: dict[str, Any]) -> dict[str, Any]:
     """The socket UI driver: the GUI's answer (`pin` or `cancel`)."""
-    answer = getattr(daemon.ui, "answer", None)
-    if answer is None:
-        return {"ok": False, "error": "the UI driver is not 'socket'"}
-    result: dict[str, Any] = answer(request)
-    return result
+    return daemon.pin.answer(request)
 
 
 def _freeze(daemon: Daemon, request: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ problems never stop the phone: they are logged, shown in `STATUS=` and retried.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import random
@@ -17,26 +16,22 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from provd.hw.inventory import HardwareEvent, InventoryMonitor, InventoryRule
 from provd.service import commands, reports
-from provd.service.deploy import (
-    Deployer,
-    DownloadPolicy,
-    FileResult,
-    PendingInstall,
-    read_all_file_items,
-)
+from provd.service.deployment import Deployment
 from provd.service.device import read_description, read_network
-from provd.service.exchange import Actions, Effects, Endpoint, Exchange, Outcome
+from provd.service.exchange import Actions, Endpoint, Exchange, Outcome
 from provd.service.journal import MessageId, Redactor, log_event, setup_logging
-from provd.service.loop import EventLoop, Timer
+from provd.service.loop import EventLoop
 from provd.service.notify import Notifier
+from provd.service.pinflow import PinFlow
+from provd.service.polling import Poller
 from provd.service.privileged import PrivilegedSteps, StepError
 from provd.service.secure_mode import SecureMode
 from provd.service.settings import DefaultTrust, Settings, default_dropin_dir, load_settings
@@ -48,14 +43,9 @@ from provd.store.hooks import ApplyHooks
 from provd.store.items import Change, ItemStore
 from provd.store.secure import SecureStore
 from provd.transport.contactme import ContactMeListener, ContactMeRequest
-from provd.transport.poll import PollResult, poll
 from provd.transport.tls import TrustPolicy
-from provd.ui.base import PinResult, UiDriver
-from provd.ui.factory import make_driver
 from provd.wpi.basic import BASIC_ITEMS, basic_items, contact_me_uri, local_changes_items
-from provd.wpi.bootstrap import RETRIES_EXCEEDED, Step
 from provd.wpi.codec import Limits
-from provd.wpi.events import ActionRequested, PhoneAnswer
 from provd.wpi.model import Action, Item, Reason
 from provd.wpi.nonce import NonceCheck, new_nonce
 from provd.wpi.retry import RetryPolicy
@@ -103,12 +93,12 @@ class Daemon:
         self.started: Started | None = None
         self.last_contact: str | None = None
         self.last_error: str | None = None
-        self.next_poll: float | None = None
-        self._poll_timer: Timer | None = None
         self._signal_r, self._signal_w = socket.socketpair()
         self.debug_commands = self.env.get("PROVD_DEBUG_COMMANDS") == "1"
         self.pending_seq_at_start = 0
         self.triggers = self._make_triggers()
+        self.pin = PinFlow(self)
+        self.poller = Poller(self)
 
     # ------------------------------------------------------------------ setup
 
@@ -164,19 +154,7 @@ class Daemon:
         self.steps = PrivilegedSteps(
             paths.runtime_dir / "requests", install_step=self.settings.hooks.installer_command
         )
-        self.deployer = Deployer(
-            files=self.files,
-            downloads=DownloadPolicy(
-                https_trust_for=self.https_trust_for,
-                connect_timeout=self.settings.timeouts.connect,
-                timeout=self.settings.timeouts.response,
-            ),
-            steps=self.steps,
-            staging_dir=paths.staging_dir,
-            is_busy=lambda: self.busy,
-            software_max_size=files.software_max_size,
-            announce=self._announce_files,
-        )
+        self.deployment = Deployment(self)
         contact = self.settings.contact_me
         self.listener = ContactMeListener(
             self.loop.selector,
@@ -202,32 +180,8 @@ class Daemon:
             except Exception as exc:  # no udev in this environment: inventory is optional
                 log.warning("udev monitor unavailable, no inventory-changes: %s", exc)
                 self.inventory = None
-        self.ui = self._make_ui()
         self.loop.add_reader(self.worker.fileno(), self.worker.on_readable)
         self.loop.add_reader(self._signal_r.fileno(), self._on_signal_fd)
-
-    def _make_ui(self) -> UiDriver | None:
-        ui = self.settings.ui
-        try:
-            driver = make_driver(ui.driver.value, self.on_pin, clock=self.clock, **ui.options())
-        except Exception as exc:  # no keypad found, bad keymap: the PIN can still come via socket
-            log.error("UI driver %s unavailable: %s", ui.driver.value, exc)
-            return None
-        for fd in driver.filenos():
-            self.loop.add_reader(fd, functools.partial(self._ui_readable, fd))
-        return driver
-
-    def _ui_readable(self, fd: int) -> None:
-        if self.ui is None:
-            return
-        try:
-            self.ui.on_readable(fd)
-        except Exception as exc:
-            log.error("UI input lost: %s", exc)
-            for old in self.ui.filenos():
-                self.loop.remove_reader(old)
-            self.ui.close()
-            self.ui = None
 
     def _install_signals(self) -> None:
         self._signal_r.setblocking(False)
@@ -304,49 +258,18 @@ class Daemon:
             url = urlunsplit(("https", f"{host}:{redirect[1]}", parts.path, "", ""))
         return Endpoint(url=url, trust=self.trust_policy())
 
-    # ------------------------------------------------------------------ deployment
-
-    def https_trust_for(self, host: str, port: int) -> TrustPolicy:
-        """spec §6.1 [B]: the server's own host and port is trusted as the XML channel;
-        any other host verifies against the system store or the dls-server-ca set."""
-        endpoint = self.endpoint(None)
-        parts = urlsplit(endpoint.url)
-        if (parts.hostname or "").lower() == host.lower() and (parts.port or 443) == port:
-            return endpoint.trust
-        if self.settings.tls.default_trust is DefaultTrust.ANY:
-            return TrustPolicy.accept_any()
-        cas = self.secure_mode.committed.server_cas if self.secure_mode.committed else ()
-        return TrustPolicy.system(cas)
-
-    def _announce_files(self, results: Sequence[FileResult]) -> None:
-        # The apply hooks learn of files as `file:<TYPE>/<name>`, the name percent-encoded
-        # so that a space ("ring tone.wav") cannot split PROVD_CHANGED's tokens.
-        self.hooks.run([(f"file:{r.type}/{quote(r.name, safe='')}", None) for r in results])
-
     def actions(self) -> Actions:
         """The action handlers of one interaction."""
-
-        def file_deployment(event: ActionRequested, effects: Effects) -> PhoneAnswer | None:
-            basic = basic_items(self.basic_values())
-            return self.deployer.file_deployment(event.items, basic_items=basic)
-
-        def software_deployment(event: ActionRequested, effects: Effects) -> PhoneAnswer | None:
-            answer = self.deployer.software_deployment(
-                event.items, requested_by=event.message.nonce
-            )
-            if answer.pending is not None:
-                effects.extra["pending_install"] = answer.pending
-            return answer.reply
-
+        deployment = self.deployment
         return Actions(
             self.book,
             self.hooks,
             busy=lambda: self.busy,
             handlers={
-                Action.FILE_DEPLOYMENT: file_deployment,
-                Action.SOFTWARE_DEPLOYMENT: software_deployment,
+                Action.FILE_DEPLOYMENT: deployment.file_deployment,
+                Action.SOFTWARE_DEPLOYMENT: deployment.software_deployment,
             },
-            read_all_extra=lambda: read_all_file_items(self.files),
+            read_all_extra=deployment.read_all_items,
         )
 
     # ------------------------------------------------------------------ interactions
@@ -358,7 +281,7 @@ class Daemon:
         if not self.settings.server.url:
             return
         if self.secure_mode.cleanup_due:
-            self._start_phone_cleanup()
+            self.pin.start_cleanup()
             return
         started = self.triggers.take(self.clock())
         if started is None:
@@ -404,73 +327,6 @@ class Daemon:
         self.update_status()
         self.worker.submit(self.exchange.run, self._interaction_done)
 
-    def _start_phone_cleanup(self) -> None:
-        """spec §7.3 step 3 [G p.83]: tell the server on the default port that the PIN
-        retries are used up; one attempt, its result only logged."""
-        nonce = new_nonce(self.random_bytes)
-        timeouts = self.settings.timeouts
-        self.exchange = Exchange(
-            reason=Reason.CLEAN_UP,
-            nonce=nonce,
-            items=[Item(name="cleanup-reason", value=RETRIES_EXCEEDED)],
-            endpoint=self.endpoint(None),
-            actions=Actions(self.book, None, busy=lambda: self.busy),
-            config=SessionConfig(),
-            connect_timeout=timeouts.connect,
-            response_timeout=timeouts.response,
-            interaction_timeout=timeouts.interaction,
-            clock=self.clock,
-        )
-
-        def done(outcome: Any, error: BaseException | None) -> None:
-            self.exchange = None
-            delivered = isinstance(outcome, Outcome) and outcome.result.ok
-            if isinstance(outcome, Outcome):
-                reports.interaction_outcome(self, outcome)
-            if delivered:
-                self.secure_mode.set_cleanup_due(False)
-            else:
-                # Kept (and persisted): tried again after the retry wait.
-                self.secure_mode.cleanup_due = False
-                wait = RetryPolicy(
-                    minimum=self.settings.retry.m,
-                    multiplier=self.settings.retry.k,
-                    cap=self.settings.retry.cap,
-                ).wait(1, self.uniform)
-                self.loop.call_later(wait, lambda: setattr(self.secure_mode, "cleanup_due", True))
-            self.update_status()
-
-        self.worker.submit(self.exchange.run, done)
-
-    def show_prompt(self) -> bool:
-        """Ask for the PIN on the phone's display (or hand it to the GUI, socket driver)."""
-        if self.ui is None or self.ui.prompting:
-            return False
-        self.secure_mode.prompt_due = False
-        timeout = self.settings.ui.timeout or None
-        self.ui.show_prompt(self.secure_mode.prompt(timeout))
-        log_event(
-            log,
-            MessageId.SECURE_PIN_PROMPT,
-            "asking for the Secure Mode PIN (%d attempts left)",
-            self.secure_mode.state.attempts_left,
-        )
-        self.update_status()
-        return True
-
-    def on_pin(self, result: PinResult) -> None:
-        steps = self.secure_mode.on_pin(result)
-        self._bootstrap_steps(steps)
-
-    def _bootstrap_steps(self, steps: tuple[Step, ...]) -> None:
-        if Step.START_UP_SECURE in steps or Step.DISCARD in steps:
-            # A new start-up: on the secure port, or back on the default one.
-            self.triggers.add(Reason.START_UP, self.clock())
-        if Step.PROMPT_PIN in steps:
-            self.show_prompt()
-        self.listener.secure_mode = lambda: self.secure_mode.secure_now
-        self.update_status()
-
     def _interaction_done(self, outcome: Any, error: BaseException | None) -> None:
         self.exchange = None
         started, self.started = self.started, None
@@ -502,7 +358,7 @@ class Daemon:
         except Exception as exc:  # the secure store failed: stay where we are, say so
             log.error("secure mode bookkeeping failed: %s", exc)
             return
-        self._bootstrap_steps(steps)
+        self.pin.steps(steps)
 
     def _finish(
         self, started: Started, *, ok: bool, failure: str | None, outcome: Outcome | None = None
@@ -535,13 +391,13 @@ class Daemon:
             )
         if ok and self.store.pending_local_changes():
             self.triggers.add(Reason.LOCAL_CHANGES, now)
-        self.restart_poll_timer()
+        self.poller.restart()
         if outcome is not None and ok:
             pending = outcome.effects.extra.get("pending_install")
-            if isinstance(pending, PendingInstall):
+            if pending is not None:
                 # spec §6.2 [B]: install after the CleanUp; the install unit reboots, so a
                 # Restart in the same interaction must not race it with a reboot of its own.
-                self.deployer.install(pending)
+                self.deployment.install(pending)
             elif outcome.effects.restart is not None:
                 reports.restart(self, outcome.effects.restart)
         self.update_status()
@@ -631,54 +487,6 @@ class Daemon:
         self.triggers.set_busy(busy)
         self.update_status()
 
-    # ------------------------------------------------------------------ polling
-
-    def poll_settings(self) -> tuple[str, float]:
-        """Poll URL and interval: the items `dcmp-url`/`dcmp-interval` win over settings."""
-        url = self.store.get("dcmp-url") or self.settings.poll.url
-        interval_text = self.store.get("dcmp-interval")
-        interval = self.settings.poll.interval
-        if interval_text and interval_text.isdigit() and int(interval_text) > 0:
-            interval = float(interval_text)
-        return url, interval
-
-    def restart_poll_timer(self) -> None:
-        """Any interaction restarts the poll timer (spec §4.2)."""
-        if self._poll_timer is not None:
-            self._poll_timer.cancel()
-            self._poll_timer = None
-        url, interval = self.poll_settings()
-        if not url or self.stopping:
-            self.next_poll = None
-            return
-        self.next_poll = self.clock() + interval
-        self._poll_timer = self.loop.call_at(self.next_poll, self._poll)
-
-    def _poll(self) -> None:
-        self._poll_timer = None
-        url, _ = self.poll_settings()
-        mac, _ = self.network()
-        if self.exchange is not None or self.worker.busy or not url or not mac:
-            self.restart_poll_timer()
-            return
-        timeout = self.settings.timeouts.connect
-        self.worker.submit(lambda: poll(url, mac, timeout=timeout), self._polled)
-
-    def _polled(self, result: Any, error: BaseException | None) -> None:
-        if isinstance(result, PollResult):
-            level = logging.INFO if result.ok else logging.WARNING
-            log_event(
-                log,
-                MessageId.POLL_RESULT,
-                "poll: %s",
-                "interaction requested (202)" if result.solicited else (result.error or "nothing"),
-                level=level,
-                status=result.status,
-            )
-            if result.solicited:
-                self.triggers.add(Reason.SOLICITED, self.clock())
-        self.restart_poll_timer()
-
     # ------------------------------------------------------------------ signals & status
 
     def _on_signal_fd(self) -> None:
@@ -727,7 +535,7 @@ class Daemon:
             )
             logging.getLogger().setLevel(new.log.level.value.upper())
             log_event(log, MessageId.SETTINGS_RELOADED, "settings reloaded")
-            self.restart_poll_timer()
+            self.poller.restart()
         self.notifier.ready(self.status_line())
 
     def mode(self) -> str:
@@ -764,8 +572,8 @@ class Daemon:
         next_contact = self.next_contact_in()
         if next_contact and self.started is None:
             parts.append(f"next contact in {next_contact:.0f} s")
-        if self.next_poll is not None:
-            at = self.wall().astimezone().timestamp() + (self.next_poll - self.clock())
+        if self.poller.next_poll is not None:
+            at = self.wall().astimezone().timestamp() + (self.poller.next_poll - self.clock())
             parts.append("next poll " + datetime.fromtimestamp(at).strftime("%H:%M"))
         return ", ".join(parts)
 
@@ -801,8 +609,8 @@ class Daemon:
         for warning in self.warnings():
             log_event(log, MessageId.CERTIFICATE_EXPIRING, "%s", warning, level=logging.WARNING)
         if self.secure_mode.prompt_due:
-            self.show_prompt()  # spec §7.3 step 3: the prompt comes back at start-up
-        self.restart_poll_timer()
+            self.pin.show_prompt()  # spec §7.3 step 3: the prompt comes back at start-up
+        self.poller.restart()
         self.notifier.ready(self.status_line())
         interval = self.notifier.watchdog_interval()
         next_ping = self.clock()
@@ -816,14 +624,12 @@ class Daemon:
                 wait = min(wait, max(0.0, deadline - self.clock()))
             if interval is not None:
                 wait = min(wait, max(0.0, next_ping - self.clock()))
-            if self.ui is not None:
-                ui_deadline = self.ui.next_deadline()
-                if ui_deadline is not None:
-                    wait = min(wait, max(0.0, ui_deadline - self.clock()))
+            ui_deadline = self.pin.next_deadline()
+            if ui_deadline is not None:
+                wait = min(wait, max(0.0, ui_deadline - self.clock()))
             self.loop.run_once(wait)
             self.listener.tick(self.clock())
-            if self.ui is not None:
-                self.ui.tick(self.clock())
+            self.pin.tick(self.clock())
             self.maybe_start()
             if interval is not None and self.clock() >= next_ping:
                 # Pinged only here, after a healthy turn of the loop (STYLE.md).
