@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from provd.ui import DRIVER_NAMES, UiConfig, UiDriver, UiError, make_driver
-from provd.ui.base import DEFAULT_TIMEOUT, PinEntered
+from provd.ui.base import DEFAULT_TIMEOUT, PinEntered, UiDriver, UiError
 from provd.ui.console import ConsoleDriver
+from provd.ui.factory import DRIVER_NAMES, UiConfig, make_driver
 from provd.ui.keypad import EvdevDriver
 from provd.ui.remote import SocketDriver
 from provd.ui.scripted import NoneDriver, ScriptedDriver
