@@ -26,8 +26,10 @@ corrupt file. How that is met:
 - A fresh store is built as `items.db.new` and renamed into place once its
   schema is committed, so `items.db` never exists half-created and a
   zero-length `items.db` always means lost data.
-- Schema version in `PRAGMA user_version`; `_MIGRATIONS[n]` takes a file from
-  version n to n+1, each step in its own transaction.
+- Schema version in `PRAGMA user_version`, migrated step by step at open.
+
+The file work of the last three points (checks, migrations, moving aside, the fresh
+build) is in `provd.store.itemdb`; `ItemStore.open` decides and logs.
 
 The local-changes queue and the `configuration-changed-flag` (spec §3.2, §3.5)
 are written in the same transaction as the local change itself, so a change
@@ -49,60 +51,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
-from urllib.parse import quote
 
 from provd.store.errors import StoreError
-from provd.store.fsutil import fsync_directory
+from provd.store.itemdb import (
+    SCHEMA,
+    Connect,
+    Unusable,
+    build_fresh,
+    move_aside,
+    open_existing,
+    remove_set,
+)
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "items.db"
 LOCK_NAME = "items.db.lock"
 _BUILD_NAME = "items.db.new"
-_ASIDE_INFIX = ".corrupt-"
-_KEEP_ASIDE = 3
-_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
 
 #: journald MESSAGE_IDs, one per kind of event.
 MSG_STORE_RECOVERED = "9afbcffbecbc43de8db2a3f2716783d3"
 MSG_STORE_COMMIT_FAILED = "bf0c7193f2d54afb9d4cde360404873b"
 MSG_STORE_MIGRATED = "4a8ca855218041a89532e76af48f6631"
 
-#: 'prov' in PRAGMA application_id marks a file as a provd item store.
-APPLICATION_ID = 0x70726F76
 _SCALAR = -1  # stored index of a scalar item: NULL is not usable in a primary key
-
-#: _MIGRATIONS[n] brings a file from user_version n to n+1. Version 0 is the
-#: empty database SQLite creates; never edit a released step, append one.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        f"PRAGMA application_id = {APPLICATION_ID}",
-        "CREATE TABLE items (name TEXT NOT NULL, idx INTEGER NOT NULL,"
-        " value TEXT NOT NULL, PRIMARY KEY (name, idx)) WITHOUT ROWID",
-        # AUTOINCREMENT: a seq is never reused, so a late acknowledgement of an old
-        # report cannot drop a change queued after it.
-        "CREATE TABLE local_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-        " name TEXT NOT NULL, idx INTEGER NOT NULL)",
-        "CREATE INDEX local_changes_key ON local_changes (name, idx)",
-        "CREATE TABLE flags (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
-    ),
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
-_SCHEMA: dict[str, tuple[str, ...]] = {
-    "items": ("name", "idx", "value"),
-    "local_changes": ("seq", "name", "idx"),
-    "flags": ("name", "value"),
-    "meta": ("key", "value"),
-}
 _FLAG_CHANGED = "configuration-changed"
-
-#: SQLite primary result codes that mean "the file's content is unusable": IOERR
-#: (unreadable blocks), CORRUPT, FORMAT, NOTADB. FULL, BUSY, READONLY, CANTOPEN are
-#: the environment's fault: moving a good store aside would not help.
-_DATA_ERRORS = frozenset({10, 11, 24, 26})
-
-Connect = Callable[[str], sqlite3.Connection]
 
 
 def _utc_now() -> datetime:
@@ -144,10 +117,6 @@ class PendingChange:
     seq: int
     name: str
     index: int | None
-
-
-class _Unusable(Exception):
-    """The file's own content is unusable (internal: leads to moving it aside)."""
 
 
 def _idx(index: int | None) -> int:
@@ -213,17 +182,19 @@ class ItemStore:
             path = state_dir / DB_NAME
             recovered_from = None
             with _storage("opening"):
-                _remove_set(state_dir / _BUILD_NAME)
+                remove_set(state_dir / _BUILD_NAME)
                 if path.exists():
                     try:
-                        conn = _open_existing(path, connect)
-                    except _Unusable as exc:
-                        recovered_from = _move_aside(path, clock(), str(exc))
+                        conn = open_existing(path, connect, on_migrated=_log_migrated)
+                    except Unusable as exc:
+                        recovered_from = move_aside(path, clock())
+                        _log_recovered(path, str(exc), recovered_from)
                 if not path.exists():
-                    _build_fresh(state_dir, connect)
-                    conn = _open_existing(path, connect)
+                    # A fresh store is built at the newest schema: nothing was migrated.
+                    build_fresh(state_dir / _BUILD_NAME, path, connect, on_migrated=_log_created)
+                    conn = open_existing(path, connect, on_migrated=_log_migrated)
             return cls(conn, lock_fd, recovered_from)
-        except _Unusable as exc:  # even the store just built fails its check: the disk is bad
+        except Unusable as exc:  # even the store just built fails its check: the disk is bad
             os.close(lock_fd)
             raise StoreError(f"item store: fresh store unusable: {exc}") from exc
         except BaseException:
@@ -356,7 +327,7 @@ class ItemStore:
         """
 
         def body(conn: sqlite3.Connection) -> None:
-            for table in _SCHEMA:
+            for table in SCHEMA:
                 conn.execute(f"DELETE FROM {table}")  # noqa: S608 -- fixed table names
 
         self._transaction("wipe", body)
@@ -422,155 +393,20 @@ def _lock(path: Path) -> int:
     return fd
 
 
-def _open_existing(path: Path, connect: Connect) -> sqlite3.Connection:
-    """Check, connect, configure and migrate; `_Unusable` if the file's content is
-    bad, `sqlite3.Error`/`OSError` if the environment is."""
-    if path.stat().st_size == 0:
-        raise _Unusable("zero-length file")
-    checked = _inspect(path)
-    conn = connect(str(path))
-    try:
-        conn.isolation_level = None  # transactions are explicit
-        conn.execute("PRAGMA busy_timeout = 5000")
-        with _data_errors():
-            if not checked:
-                _check(conn)
-            conn.execute("PRAGMA journal_mode = WAL").fetchall()
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA secure_delete = FAST")
-            conn.execute("PRAGMA trusted_schema = OFF")
-            conn.execute("PRAGMA cell_size_check = ON")
-            _migrate(conn)
-            _check_schema(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+def _log_created(from_version: int, to_version: int) -> None:
+    log.info("item store: created at schema version %d", to_version)
 
 
-def _inspect(path: Path) -> bool:
-    """Check the file through a read-only connection, which leaves a bad file and
-    its WAL as found for field analysis (a read-write one deletes the WAL on close).
-    False if that needs writing (a hot rollback journal): check read-write then."""
-    conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
-    try:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        with _data_errors():
-            _check(conn)
-    except sqlite3.Error as exc:
-        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:
-            return False
-        raise
-    finally:
-        conn.close()
-    return True
-
-
-@contextlib.contextmanager
-def _data_errors() -> Iterator[None]:
-    """SQLite errors that blame the file's content become `_Unusable`."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        if exc.sqlite_errorcode & 0xFF in _DATA_ERRORS:
-            raise _Unusable(f"{exc.sqlite_errorname}: {exc}") from exc
-        raise
-
-
-def _check(conn: sqlite3.Connection) -> None:
-    """Integrity, version, owner and (at the current version) schema of the file."""
-    result = [str(r[0]) for r in conn.execute("PRAGMA integrity_check(5)").fetchall()]
-    if result != ["ok"]:
-        raise _Unusable("integrity check: " + "; ".join(result))
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise _Unusable(f"schema version {version} is newer than {SCHEMA_VERSION}")
-    if version == 0:
-        tables = conn.execute(
-            "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'"
-        ).fetchone()[0]
-        if tables or app_id not in (0, APPLICATION_ID):
-            raise _Unusable("not a provd item store (version 0 with content)")
-    elif app_id != APPLICATION_ID:
-        raise _Unusable(f"not a provd item store (application_id {app_id:#x})")
-    if version == SCHEMA_VERSION:
-        _check_schema(conn)
-
-
-def _check_schema(conn: sqlite3.Connection) -> None:
-    for table, columns in _SCHEMA.items():
-        found = tuple(str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})"))
-        if found != columns:
-            raise _Unusable(f"table {table} has columns {found}, expected {columns}")
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    for step in range(version, SCHEMA_VERSION):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _MIGRATIONS[step]:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {step + 1}")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if exc.sqlite_errorcode == sqlite3.SQLITE_ERROR:  # the file is not what step expects
-                raise _Unusable(f"migration to version {step + 1}: {exc}") from exc
-            raise
-        log.info(
-            "item store: schema migrated from version %d to %d",
-            step,
-            step + 1,
-            extra={"MESSAGE_ID": MSG_STORE_MIGRATED},
-        )
-
-
-def _build_fresh(state_dir: Path, connect: Connect) -> None:
-    """Create an empty current-schema store beside the target, then rename it in."""
-    build = state_dir / _BUILD_NAME
-    conn = connect(str(build))
-    try:
-        conn.isolation_level = None
-        conn.execute("PRAGMA synchronous = FULL")  # rollback journal here: fsyncs the file
-        _migrate(conn)
-        # WAL from birth: `items.db` never needs a rollback journal (which a
-        # read-only check could not replay); a clean close leaves no -wal behind.
-        conn.execute("PRAGMA journal_mode = WAL").fetchall()
-    finally:
-        conn.close()
-    build.replace(state_dir / DB_NAME)
-    fsync_directory(state_dir)
-
-
-def _remove_set(path: Path) -> None:
-    for suffix in ("", *_SIDE_SUFFIXES):
-        with contextlib.suppress(FileNotFoundError):
-            Path(f"{path}{suffix}").unlink()
-
-
-def _move_aside(path: Path, now: datetime, reason: str) -> Path:
-    """Rename the unusable store and its side files aside; keep the newest few."""
-    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    aside = path.with_name(f"{path.name}{_ASIDE_INFIX}{stamp}")
-    n = 0
-    while aside.exists():
-        n += 1
-        aside = path.with_name(f"{path.name}{_ASIDE_INFIX}{stamp}.{n}")
-    path.replace(aside)
-    for suffix in _SIDE_SUFFIXES:
-        with contextlib.suppress(FileNotFoundError):
-            Path(f"{path}{suffix}").replace(f"{aside}{suffix}")
-    old = sorted(
-        p
-        for p in path.parent.glob(f"{path.name}{_ASIDE_INFIX}*")
-        if not p.name.endswith(_SIDE_SUFFIXES)
+def _log_migrated(from_version: int, to_version: int) -> None:
+    log.info(
+        "item store: schema migrated from version %d to %d",
+        from_version,
+        to_version,
+        extra={"MESSAGE_ID": MSG_STORE_MIGRATED},
     )
-    for stale in old[:-_KEEP_ASIDE]:
-        _remove_set(stale)
-    fsync_directory(path.parent)
+
+
+def _log_recovered(path: Path, reason: str, aside: Path) -> None:
     log.error(
         "item store %s unusable (%s); moved aside to %s, starting from defaults",
         path,
@@ -582,4 +418,3 @@ def _move_aside(path: Path, now: datetime, reason: str) -> Path:
             "PROVD_STORE_ASIDE": str(aside),
         },
     )
-    return aside

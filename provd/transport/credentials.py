@@ -11,11 +11,11 @@ integrity check (its MAC): that, and only that, is a wrong PIN (`WrongPin`).
 What can be checked when (spec §7.3 step 1): the `nopin` material is checked whole on
 arrival. `secure-mode-data` can only be opened with the PIN, so on arrival
 `check_pin_material` checks what is readable without it — valid Base64; the outer PKCS#12
-structure (version 3, password integrity mode); a MAC this module can verify, so that a
-wrong PIN is told from broken material; and that the archive does not open with an empty
-password (no PIN could open it then). Whether the key matches the certificate, the
-certificate's validity and the CAs are inside the encrypted bags: `parse_pin` checks them
-once the PIN is typed.
+structure (version 3, password integrity mode); a MAC provd can verify
+(`provd.transport.pkcs12`), so that a wrong PIN is told from broken material; and that the
+archive does not open with an empty password (no PIN could open it then). Whether the
+key matches the certificate, the certificate's validity and the CAs are inside the
+encrypted bags: `parse_pin` checks them once the PIN is typed.
 
 Where the key lives (spec §7.4, §8.2): the pending material is kept in the secure store as
 received; once usable, the credentials go there as PEM (`key_pem`, `chain_pem`,
@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
@@ -44,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.hazmat.primitives.asymmetric.types import CERTIFICATE_PRIVATE_KEY_TYPES
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from provd.transport.pkcs12 import Pfx, Pkcs12Error, bmp_password, read_pfx
 from provd.transport.tls import TrustPolicy
 
 #: Item names of the bootstrap material [G p.64, p.67].
@@ -226,7 +226,7 @@ def check_pin_material(secure_mode_data: str) -> None:
     """What spec §7.3 step 1 can check of `secure-mode-data` before the PIN is typed.
 
     Valid Base64; a PKCS#12 archive (version 3) in password integrity mode, with a MAC
-    this module can verify; and not openable with an empty password. Key, certificate
+    provd can verify; and not openable with an empty password. Key, certificate
     and CAs are encrypted: `parse_pin` checks them. Raises `InvalidMaterial`.
     """
     _pin_archive(secure_mode_data)
@@ -240,7 +240,7 @@ def parse_pin(secure_mode_data: str, password: str, now: datetime.datetime) -> C
     """
     raw, pfx = _pin_archive(secure_mode_data)
     try:
-        secret = _bmp_password(password)
+        secret = bmp_password(password)
     except UnicodeEncodeError:  # lone surrogates: no keypad types them, no archive has them
         raise WrongPin() from None
     if not pfx.mac_matches(secret):
@@ -463,172 +463,16 @@ def _check_validity(cert: x509.Certificate, now: datetime.datetime) -> None:
         )
 
 
-# -- the archive before the PIN: outer structure and MAC (RFC 7292) -------------------------
-
-_OID_DATA = "1.2.840.113549.1.7.1"
-_OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
-#: MAC digests (RFC 7292 §5 / RFC 9579 PBMAC1 is not among them: OpenSSL 3.0 lacks it too).
-_MAC_DIGESTS = {
-    "1.3.14.3.2.26": "sha1",
-    "2.16.840.1.101.3.4.2.4": "sha224",
-    "2.16.840.1.101.3.4.2.1": "sha256",
-    "2.16.840.1.101.3.4.2.2": "sha384",
-    "2.16.840.1.101.3.4.2.3": "sha512",
-    "2.16.840.1.101.3.4.2.5": "sha512_224",
-    "2.16.840.1.101.3.4.2.6": "sha512_256",
-}
-# A MAC costs `iterations` hash calls here; OpenSSL makes 2048, Java 10000. More than this
-# is a denial of service, not protection.
-_MAX_MAC_ITERATIONS = 1 << 20
-_MAX_DEPTH = 16
+# -- the archive before the PIN (its structure and MAC: provd.transport.pkcs12) ----------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Tlv:
-    tag: int
-    value: bytes  # primitive contents
-    children: tuple[_Tlv, ...] | None  # constructed contents
-
-    def items(self, tag: int, count: range) -> tuple[_Tlv, ...]:
-        if self.tag != tag or self.children is None or len(self.children) not in count:
-            raise _Refused("is not a PKCS#12 archive")
-        return self.children
-
-    def octets(self) -> bytes:
-        if self.tag == 0x04:
-            return self.value
-        if self.tag == 0x24 and self.children is not None:  # BER constructed OCTET STRING
-            return b"".join(child.octets() for child in self.children)
-        raise _Refused("is not a PKCS#12 archive")
-
-    def integer(self) -> int:
-        if self.tag != 0x02 or not self.value:
-            raise _Refused("is not a PKCS#12 archive")
-        return int.from_bytes(self.value, "big", signed=True)
-
-    def oid(self) -> str:
-        if self.tag != 0x06 or not self.value:
-            raise _Refused("is not a PKCS#12 archive")
-        arcs, arc = [], 0
-        for byte in self.value:
-            arc = (arc << 7) | (byte & 0x7F)
-            if not byte & 0x80:
-                arcs.append(arc)
-                arc = 0
-        if not arcs or self.value[-1] & 0x80:
-            raise _Refused("is not a PKCS#12 archive")
-        first = min(arcs[0] // 40, 2)
-        return ".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]]))
-
-
-def _read_tlv(data: bytes, pos: int, depth: int) -> tuple[_Tlv, int]:
-    """One BER element at `pos` (DER, and BER's indefinite lengths as some Java tools write)."""
-    if depth > _MAX_DEPTH or pos + 2 > len(data) or data[pos] & 0x1F == 0x1F:
-        raise _Refused("is not a PKCS#12 archive")
-    tag, first, pos = data[pos], data[pos + 1], pos + 2
-    constructed = bool(tag & 0x20)
-    if first == 0x80:
-        if not constructed:
-            raise _Refused("is not a PKCS#12 archive")
-        children = []
-        while data[pos : pos + 2] != b"\0\0":
-            child, pos = _read_tlv(data, pos, depth + 1)
-            children.append(child)
-        return _Tlv(tag, b"", tuple(children)), pos + 2
-    length = first
-    if first & 0x80:
-        size = first & 0x7F
-        if not 0 < size <= 4 or pos + size > len(data):
-            raise _Refused("is not a PKCS#12 archive")
-        length, pos = int.from_bytes(data[pos : pos + size], "big"), pos + size
-    end = pos + length
-    if end > len(data):
-        raise _Refused("is not a PKCS#12 archive (truncated)")
-    if not constructed:
-        return _Tlv(tag, data[pos:end], None), end
-    children = []
-    while pos < end:
-        child, pos = _read_tlv(data[:end], pos, depth + 1)
-        children.append(child)
-    return _Tlv(tag, b"", tuple(children)), end
-
-
-@dataclass(frozen=True, slots=True)
-class _Pfx:
-    """What a PKCS#12 PFX shows without its password: the MACed data and the MAC."""
-
-    auth_safe: bytes
-    digest: str  # hashlib name
-    mac: bytes
-    salt: bytes
-    iterations: int
-
-    def mac_matches(self, password: bytes) -> bool:
-        """Whether `password` (BMPString form, RFC 7292 B.1) passes the integrity check."""
-        key = _mac_key(self.digest, password, self.salt, self.iterations)
-        expected = hmac.new(key, self.auth_safe, self.digest).digest()
-        return hmac.compare_digest(expected, self.mac)
-
-
-def _read_pfx(raw: bytes) -> _Pfx:
-    top, end = _read_tlv(raw, 0, 0)
-    if end != len(raw):
-        raise _Refused("is not a PKCS#12 archive (data after its end)")
-    version, content, *mac_data = top.items(0x30, range(2, 4))
-    if version.integer() != 3:
-        raise _Refused("is not a PKCS#12 archive of version 3")
-    content_type, *wrapped = content.items(0x30, range(1, 3))
-    if content_type.oid() == _OID_SIGNED_DATA:
-        raise _Refused("uses public-key integrity, not a password")
-    if content_type.oid() != _OID_DATA or not wrapped:
-        raise _Refused("is not a PKCS#12 archive")
-    (auth_safe,) = wrapped[0].items(0xA0, range(1, 2))
-    if not mac_data:
-        # Without a MAC a wrong PIN could not be told from a right one (§7.2).
-        raise _Refused("has no integrity check (MAC)")
-    digest_info, salt, *rounds = mac_data[0].items(0x30, range(2, 4))
-    algorithm, mac = digest_info.items(0x30, range(2, 3))
-    oid = algorithm.items(0x30, range(1, 3))[0].oid()
-    if oid not in _MAC_DIGESTS:
-        raise _Refused(f"MAC algorithm {oid} is not supported")
-    digest = _MAC_DIGESTS[oid]
-    iterations = rounds[0].integer() if rounds else 1
-    if not 1 <= iterations <= _MAX_MAC_ITERATIONS:
-        raise _Refused(f"MAC iteration count {iterations} out of range")
-    if len(mac.octets()) != hashlib.new(digest).digest_size:
-        raise _Refused("MAC has the wrong length")
-    return _Pfx(auth_safe.octets(), digest, mac.octets(), salt.octets(), iterations)
-
-
-def _mac_key(digest: str, password: bytes, salt: bytes, iterations: int) -> bytes:
-    """RFC 7292 B.2 key derivation, ID 3 (MAC key), one hash-length block."""
-    block = hashlib.new(digest).block_size
-
-    def fill(data: bytes) -> bytes:
-        # Copies of `data` filling a whole number of blocks, as long as `data` needs.
-        if not data:
-            return b""
-        size = block * -(-len(data) // block)
-        return (data * -(-size // len(data)))[:size]
-
-    value = hashlib.new(digest, b"\x03" * block + fill(salt) + fill(password)).digest()
-    for _ in range(iterations - 1):
-        value = hashlib.new(digest, value).digest()
-    return value
-
-
-def _bmp_password(password: str) -> bytes:
-    """RFC 7292 B.1: the password as a NUL-terminated BMPString (OpenSSL takes UTF-8 in)."""
-    return password.encode("utf-16-be") + b"\0\0"
-
-
-def _pin_archive(secure_mode_data: str) -> tuple[bytes, _Pfx]:
+def _pin_archive(secure_mode_data: str) -> tuple[bytes, Pfx]:
     try:
         raw = _decode_base64(secure_mode_data)
-        pfx = _read_pfx(raw)
+        pfx = read_pfx(raw)
         # OpenSSL tries both empty passwords: absent (no bytes) and "" (the terminator).
         if pfx.mac_matches(b"") or pfx.mac_matches(b"\0\0"):
             raise _Refused("opens with an empty password, so no PIN can open it")
-    except _Refused as exc:
+    except (_Refused, Pkcs12Error) as exc:
         raise InvalidMaterial((SECURE_MODE_DATA,), exc.reason) from None
     return raw, pfx

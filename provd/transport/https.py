@@ -32,7 +32,8 @@ from OpenSSL import SSL
 
 from provd import __version__
 from provd.transport.errors import TransportError, translate
-from provd.transport.tls import TlsSocket, TrustPolicy, handshake, make_context
+from provd.transport.tls import TrustPolicy, handshake, make_context
+from provd.transport.tlssocket import TlsSocket
 
 log = logging.getLogger(__name__)
 

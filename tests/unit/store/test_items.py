@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from provd.store.errors import StoreError
+from provd.store.itemdb import SCHEMA_VERSION
 from provd.store.items import (
     DB_NAME,
     MSG_STORE_RECOVERED,
-    SCHEMA_VERSION,
     Change,
     ItemStore,
     PendingChange,
