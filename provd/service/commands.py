@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from provd.service import reports
 from provd.service.control import ControlServer
 from provd.service.journal import MessageId, log_event
-from provd.store.catalog import Access
 from provd.store.errors import StoreError
+from provd.store.itemspec import Access
 from provd.wpi.model import Item, Reason
 
 if TYPE_CHECKING:

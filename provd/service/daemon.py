@@ -34,7 +34,8 @@ from provd.service.pinflow import PinFlow
 from provd.service.polling import Poller
 from provd.service.privileged import PrivilegedSteps, StepError
 from provd.service.secure_mode import SecureMode
-from provd.service.settings import DefaultTrust, Settings, default_dropin_dir, load_settings
+from provd.service.settings import Settings, default_dropin_dir, load_settings
+from provd.service.settings_model import DefaultTrust
 from provd.service.worker import Worker
 from provd.store.book import CatalogBook
 from provd.store.catalog import load_catalog

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from provd.service.exchange import Effects
-from provd.service.settings import DefaultTrust
+from provd.service.settings_model import DefaultTrust
 from provd.transport.tls import TrustPolicy
 from provd.wpi.basic import basic_items
 from provd.wpi.events import ActionRequested, PhoneAnswer

@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Protocol
 
-from provd.store.catalog import Catalog, ItemSpec
+from provd.store.catalog import Catalog
 from provd.store.errors import StoreError
 from provd.store.items import Change, Row
+from provd.store.itemspec import ItemSpec
 from provd.store.validate import MessageContext, index_valid, validate_items
 from provd.wpi.book import WriteOutcome
 from provd.wpi.model import Item, ItemStatus

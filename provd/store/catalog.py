@@ -4,6 +4,9 @@ The catalog is data: a shipped TOML file (`config/items.toml`) plus drop-ins
 (`items.d/*.toml`, lexical order, later wins) with which an integrator adds items or
 overrides single fields of shipped ones. Loading checks every entry; a problem is a
 :class:`CatalogError` naming the file and line, so `provd check-config` can point at it.
+
+An entry is an `ItemSpec` (`provd.store.itemspec`); turning one entry's merged fields into a
+checked `ItemSpec` is `provd.store.catalog_entry`'s.
 """
 
 from __future__ import annotations
@@ -12,92 +15,15 @@ import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from provd.wpi.model import Action
+from provd.store.catalog_entry import ENTRY_FIELDS, EntryError, build_spec
+from provd.store.itemspec import ItemSpec
 
 #: The catalog format this code reads (the `format` key of a catalog file).
 CATALOG_FORMAT = 1
-#: uri schemes accepted when an entry names none (spec §1, DHCP's `sdlp://` [X]).
-DEFAULT_SCHEMES = ("http", "https", "ftp", "sdlp")
-
-
-class ItemType(StrEnum):
-    """What an item's text value must look like (spec §8.1)."""
-
-    STRING = "string"
-    INT = "int"
-    BOOL = "bool"
-    ENUM = "enum"
-    IP = "ip"
-    HOST = "host"
-    MAC = "mac"
-    URI = "uri"
-    PEM = "pem"
-    BASE64 = "base64"
-    PKCS12 = "pkcs12"  # Base64 PKCS#12, or a PEM bundle (spec §7.1 [B])
-    DATE = "date"  # DD:MM:YYYY [G p.54]
-    TIME = "time"  # HH:MM:SS [G p.54]
-    E164 = "e164"
-    DIGITS = "digits"
-
-
-class Access(StrEnum):
-    """Who may read and write an item (spec §8.1)."""
-
-    RW = "rw"
-    RO = "ro"  # a server write is answered `read only`
-    WO = "wo"  # stored, never read back
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ItemSpec:
-    """One catalog entry. Immutable; see `config/items.toml` for the meaning of each field."""
-
-    name: str
-    type: ItemType
-    access: Access = Access.RW
-    secret: bool = False
-    default: str | None = None
-    nullable: bool = False
-    min: int | None = None
-    max: int | None = None
-    exclude: tuple[int, ...] = ()
-    choices: tuple[str, ...] = ()
-    min_length: int | None = None
-    max_length: int | None = None
-    schemes: tuple[str, ...] = DEFAULT_SCHEMES
-    indexed: bool = False
-    min_index: int = 0
-    max_index: int | None = None
-    index_optional: bool = False
-    basic: int | None = None
-    inventory: bool = False
-    supported: bool = True
-    certificate: bool = False
-    actions: tuple[str, ...] = ()
-    requires: tuple[tuple[str, str], ...] = ()
-    special: bool = False
-    description: str = ""
-
-    @property
-    def readable(self) -> bool:
-        """True when the item's value may be sent to the server (not `wo`)."""
-        return self.access is not Access.WO
-
-    @property
-    def writable(self) -> bool:
-        """True when a server may write the item (not `ro`)."""
-        return self.access is not Access.RO
-
-    def index_in_range(self, index: int) -> bool:
-        """True when `index` lies in the entry's index range."""
-        if index < self.min_index:
-            return False
-        return self.max_index is None or index <= self.max_index
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,45 +226,7 @@ def _key_line(text: str, key: str) -> int:
     return 1
 
 
-def known_actions() -> frozenset[str]:
-    """The action names an entry's `actions` may list."""
-    return frozenset(action.value for action in Action)
-
-
-# --------------------------------------------------------------------------- building entries
-
-_BOOL_FIELDS = (
-    "secret",
-    "nullable",
-    "indexed",
-    "index_optional",
-    "inventory",
-    "supported",
-    "certificate",
-    "special",
-)
-_INT_FIELDS = ("min", "max", "min_length", "max_length", "min_index", "max_index", "basic")
-_FIELDS = frozenset(
-    (
-        *_BOOL_FIELDS,
-        *_INT_FIELDS,
-        "type",
-        "access",
-        "default",
-        "exclude",
-        "choices",
-        "schemes",
-        "actions",
-        "requires",
-        "description",
-    )
-)
-
-
-class _EntryError(Exception):
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+# --------------------------------------------------------------------------- merging entries
 
 
 def _merge(sources: Sequence[_Source], problems: list[CatalogProblem]) -> list[ItemSpec]:
@@ -347,7 +235,7 @@ def _merge(sources: Sequence[_Source], problems: list[CatalogProblem]) -> list[I
     last: dict[str, _Source] = {}  # the last file that touched an entry, for messages
     for source in sources:
         for name, fields in source.items.items():
-            bad = sorted(set(fields) - _FIELDS)
+            bad = sorted(set(fields) - ENTRY_FIELDS)
             if bad:
                 line = source.line_of(name, bad[0])
                 problems.append(
@@ -365,8 +253,8 @@ def _merge(sources: Sequence[_Source], problems: list[CatalogProblem]) -> list[I
     specs: list[ItemSpec] = []
     for name, fields in merged.items():
         try:
-            specs.append(_build(name, fields))
-        except _EntryError as exc:
+            specs.append(build_spec(name, fields))
+        except EntryError as exc:
             source = last[name]
             line = source.line_of(name, exc.field if exc.field in source.items[name] else None)
             problems.append(CatalogProblem(source.path, line, f"item {name!r}: {exc}"))
@@ -402,181 +290,3 @@ def _check_across(
                         f"item {spec.name!r}: requires unknown item {required!r}",
                     )
                 )
-
-
-def _want_bool(fields: Mapping[str, Any], key: str) -> bool:
-    value = fields.get(key, key == "supported")
-    if type(value) is not bool:
-        raise _EntryError(f"{key} must be true or false, not {value!r}", key)
-    return value
-
-
-def _want_int(fields: Mapping[str, Any], key: str) -> int | None:
-    value = fields.get(key)
-    if value is not None and type(value) is not int:
-        raise _EntryError(f"{key} must be an integer, not {value!r}", key)
-    return value
-
-
-def _want_strings(fields: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
-    value = fields.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _EntryError(f"{key} must be a list of strings", key)
-    return tuple(value)
-
-
-def _text(value: object, key: str) -> str:
-    """A TOML scalar as item text: booleans as `true`/`false` (values are text, spec §2.3)."""
-    if type(value) is bool:
-        return "true" if value else "false"
-    if type(value) in (int, str):
-        return str(value)
-    raise _EntryError(f"{key} must be a string, an integer or a boolean, not {value!r}", key)
-
-
-def _build(name: str, fields: Mapping[str, Any]) -> ItemSpec:
-    """One checked ItemSpec from merged fields, or _EntryError naming the field."""
-    try:
-        item_type = ItemType(fields["type"])
-    except ValueError:
-        known = ", ".join(t.value for t in ItemType)
-        raise _EntryError(f"unknown type {fields['type']!r} (known: {known})", "type") from None
-    try:
-        access = Access(fields.get("access", "rw"))
-    except ValueError:
-        raise _EntryError(
-            f"access must be rw, ro or wo, not {fields['access']!r}", "access"
-        ) from None
-    flags = {key: _want_bool(fields, key) for key in _BOOL_FIELDS}
-    ints = {key: _want_int(fields, key) for key in _INT_FIELDS}
-    description = fields.get("description", "")
-    if not isinstance(description, str):
-        raise _EntryError("description must be a string", "description")
-    spec = ItemSpec(
-        name=name,
-        type=item_type,
-        access=access,
-        secret=flags["secret"],
-        default=None if "default" not in fields else _text(fields["default"], "default"),
-        nullable=flags["nullable"],
-        min=ints["min"],
-        max=ints["max"],
-        exclude=_exclude(fields),
-        choices=_choices(fields, item_type),
-        min_length=ints["min_length"],
-        max_length=ints["max_length"],
-        schemes=_schemes(fields, item_type),
-        indexed=flags["indexed"],
-        min_index=ints["min_index"] if ints["min_index"] is not None else 0,
-        max_index=ints["max_index"],
-        index_optional=flags["index_optional"],
-        basic=ints["basic"],
-        inventory=flags["inventory"],
-        supported=flags["supported"],
-        certificate=flags["certificate"],
-        actions=_actions(fields),
-        requires=_requires(fields),
-        special=flags["special"],
-        description=description,
-    )
-    _check_limits(spec, fields)
-    return spec
-
-
-def _exclude(fields: Mapping[str, Any]) -> tuple[int, ...]:
-    value = fields.get("exclude", [])
-    if not isinstance(value, list) or not all(type(v) is int for v in value):
-        raise _EntryError("exclude must be a list of integers", "exclude")
-    return tuple(value)
-
-
-def _choices(fields: Mapping[str, Any], item_type: ItemType) -> tuple[str, ...]:
-    value = fields.get("choices")
-    if value is None:
-        if item_type is ItemType.ENUM:
-            raise _EntryError("an enum needs choices", "choices")
-        return ()
-    if item_type is ItemType.ENUM:
-        choices = _want_strings(fields, "choices")
-    elif item_type is ItemType.INT:
-        if not isinstance(value, list) or not all(type(v) is int for v in value):
-            raise _EntryError("choices of an int must be integers", "choices")
-        choices = tuple(str(v) for v in value)
-    else:
-        raise _EntryError(f"choices do not apply to type {item_type.value}", "choices")
-    if not choices:
-        raise _EntryError("choices must not be empty", "choices")
-    return choices or ()
-
-
-def _schemes(fields: Mapping[str, Any], item_type: ItemType) -> tuple[str, ...]:
-    schemes = _want_strings(fields, "schemes")
-    if schemes is None:
-        return DEFAULT_SCHEMES
-    if item_type is not ItemType.URI:
-        raise _EntryError(f"schemes do not apply to type {item_type.value}", "schemes")
-    if not schemes:
-        raise _EntryError("schemes must not be empty", "schemes")
-    return tuple(scheme.lower() for scheme in schemes)
-
-
-def _actions(fields: Mapping[str, Any]) -> tuple[str, ...]:
-    actions = _want_strings(fields, "actions") or ()
-    unknown = [action for action in actions if action not in known_actions()]
-    if unknown:
-        raise _EntryError(f"unknown action {unknown[0]!r} in actions", "actions")
-    return actions
-
-
-def _requires(fields: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    value = fields.get("requires", {})
-    if not isinstance(value, dict):
-        raise _EntryError('requires must be a table such as { "goto-secure-mode" = "pin" }')
-    return tuple((str(name), _text(v, "requires")) for name, v in value.items())
-
-
-def _check_limits(spec: ItemSpec, fields: Mapping[str, Any]) -> None:
-    """Limits that fit the type and each other, and a default the entry itself accepts."""
-    from provd.store.validate import check_value  # noqa: PLC0415 - validate imports this module
-
-    if spec.type is not ItemType.INT:
-        for key in ("min", "max", "exclude"):
-            if key in fields:
-                raise _EntryError(f"{key} applies to int items only", key)
-    if spec.min is not None and spec.max is not None and spec.min > spec.max:
-        raise _EntryError(f"min ({spec.min}) > max ({spec.max})", "min")
-    for key in ("min_length", "max_length"):
-        value = getattr(spec, key)
-        if value is not None and value < 0:
-            raise _EntryError(f"{key} must not be negative", key)
-    if (
-        spec.min_length is not None
-        and spec.max_length is not None
-        and spec.min_length > spec.max_length
-    ):
-        raise _EntryError(
-            f"min_length ({spec.min_length}) > max_length ({spec.max_length})", "min_length"
-        )
-    if not spec.indexed:
-        for key in ("min_index", "max_index", "index_optional"):
-            if key in fields:
-                raise _EntryError(f"{key} applies to indexed items only", key)
-    if spec.min_index < 0:
-        raise _EntryError("min_index must not be negative", "min_index")
-    if spec.max_index is not None and spec.min_index > spec.max_index:
-        raise _EntryError(
-            f"min_index ({spec.min_index}) > max_index ({spec.max_index})", "min_index"
-        )
-    if spec.basic is not None:
-        if spec.basic < 1:
-            raise _EntryError("basic positions start at 1", "basic")
-        if spec.indexed:
-            raise _EntryError("an indexed item cannot be basic", "basic")
-        if not spec.readable:
-            raise _EntryError("a write-only item cannot be basic", "basic")
-    if spec.default is not None and not check_value(spec, spec.default):
-        raise _EntryError(
-            f"default {spec.default!r} is not a valid {spec.type.value} for this item", "default"
-        )

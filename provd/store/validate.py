@@ -17,7 +17,8 @@ from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from provd.store.catalog import Access, Catalog, ItemSpec, ItemType
+from provd.store.catalog import Catalog
+from provd.store.itemspec import Access, ItemSpec, ItemType
 from provd.wpi.model import Action, DLSMessage, Item, ItemStatus
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provd.service.settings import ControlSettings, DeviceSettings, PathSettings
+from provd.service.settings_model import ControlSettings, DeviceSettings, PathSettings
 from tests.integration.deploy.deployment import ROOT
 
 SYSTEMD = ROOT / "systemd"

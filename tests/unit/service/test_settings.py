@@ -9,17 +9,15 @@ from pathlib import Path
 import pytest
 
 from provd.service.settings import (
-    DefaultTrust,
-    NonceCheck,
     Settings,
     SettingsError,
-    UdevRule,
     check_settings,
     default_dropin_dir,
     load_settings,
     setting_keys,
     to_tables,
 )
+from provd.service.settings_model import DefaultTrust, NonceCheck, UdevRule
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = ROOT / "config" / "provd.toml"

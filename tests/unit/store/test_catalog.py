@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from provd.store.catalog import (
-    Access,
-    Catalog,
-    CatalogError,
-    ItemType,
-    load_catalog,
-    load_catalog_files,
-)
+from provd.store.catalog import Catalog, CatalogError, load_catalog, load_catalog_files
 from provd.store.checkconfig import check_catalog
+from provd.store.itemspec import Access, ItemType
 
 CONFIG = Path(__file__).resolve().parents[3] / "config"
 SHIPPED = CONFIG / "items.toml"

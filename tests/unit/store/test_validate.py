@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provd.store.catalog import Catalog, ItemSpec, ItemType, load_catalog, load_catalog_files
+from provd.store.catalog import Catalog, load_catalog, load_catalog_files
+from provd.store.itemspec import ItemSpec, ItemType
 from provd.store.validate import (
     MessageContext,
     check_value,
