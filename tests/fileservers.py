@@ -6,6 +6,9 @@ implementation:
 
 - `FileServers` / `serving(root, pki)`: an FTP and an HTTPS file server over one
   served directory, started and stopped together;
+- `ftp_server(root, without=...)`: the lab's FTP server lacking some FTP commands
+  (``SIZE``, ``REST``), as some phone servers do; `rests(ftp)`: the ``REST`` offsets
+  a client asked for;
 - `recorder(path, log)`: an executable that appends its arguments (and its stdin)
   to a log file — an apply hook, an installer or a reboot command that records;
 - `snapshot(tree)`: every path under a directory with its content, to prove that a
@@ -20,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import stat
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -42,7 +45,9 @@ __all__ = [
     "FileServers",
     "deploy_scenario",
     "fill_placeholders",
+    "ftp_server",
     "recorder",
+    "rests",
     "serving",
     "snapshot",
 ]
@@ -90,6 +95,24 @@ def serving(
         HttpsFileServer(pki=pki, root=root) as https,
     ):
         yield FileServers(root, ftp, https)
+
+
+def ftp_server(root: Path, *, without: Collection[str] = ()) -> FtpFileServer:
+    """The lab's FTP server for `root` (not started), answering the FTP commands in
+    `without` (``SIZE``, ``REST``) with ``500 not understood``, as a server lacking them does.
+    """
+    ftp = FtpFileServer(root)
+    # The lab's FtpFileServer makes a pyftpdlib handler class of its own for each server,
+    # so changing that class's command table changes this server only. The lab has no
+    # parameter for it; `provd.lab.fileserver` is production code this module only uses.
+    handler = ftp._server.handler
+    handler.proto_cmds = {c: v for c, v in handler.proto_cmds.items() if c not in without}
+    return ftp
+
+
+def rests(ftp: FtpFileServer) -> list[int]:
+    """The offsets clients asked `ftp` to restart from (``REST``), in order."""
+    return [int(arg) for cmd, arg in ftp.commands if cmd == "REST"]
 
 
 def recorder(path: Path, log: Path, *, exit_code: int = 0, stdin: bool = False) -> Path:

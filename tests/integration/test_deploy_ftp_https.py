@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from provd.lab.fileserver import FileBehaviour, FtpFileServer, HttpsFileServer
+from provd.lab.pki import LabPKI
 from provd.service.deploy import Deployer, DownloadPolicy, SoftwareAnswer
 from provd.service.device import read_description, write_description
 from provd.service.privileged import PrivilegedSteps
@@ -29,8 +31,7 @@ from provd.wpi.events import ActionRequested, InteractionEnded
 from provd.wpi.model import DLSMessage, Item, Reason, ReplyStatus, WorkpointMessage
 from provd.wpi.session import PhoneSession
 from tests.certs import make_ca, make_leaf
-from tests.unit.transport.test_download import FileBehaviour, HttpsFileServer
-from tests.unit.transport.test_ftp import PASSWORD, USER, Behaviour, FtpServer
+from tests.fileservers import snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_STEP = ROOT / "libexec" / "provd-install-step"
@@ -50,7 +51,7 @@ class Lab:
 
     tmp: Path
     phone: Path
-    ftp: FtpServer
+    ftp: FtpFileServer
     https: HttpsFileServer
     busy: list[bool]
     deployer: Deployer
@@ -60,19 +61,14 @@ class Lab:
 
     def ftp_items(self, name: str, *, index: int | None = None, **extra: str) -> list[Item]:
         values = {
-            "file-server": "127.0.0.1",
-            "file-port": str(self.ftp.port),
-            "file-username": USER,
-            "file-pwd": PASSWORD,
-            "file-path": "/media/",
-            "file-name": name,
+            **self.ftp.values(name, path="/media/"),
             **{k.replace("_", "-"): v for k, v in extra.items()},
         }
         return [Item(name=k, value=v, index=index) for k, v in values.items()]
 
     def https_items(self, path: str, *, index: int | None = None, **extra: str) -> list[Item]:
         values = {
-            "file-https-base-url": self.https.url(path),
+            "file-https-base-url": self.https.url_for(path),
             **{k.replace("_", "-"): v for k, v in extra.items()},
         }
         return [Item(name=k, value=v, index=index) for k, v in values.items()]
@@ -87,8 +83,8 @@ class Lab:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    ca = make_ca(directory=tmp_path / "pki")
-    cert = make_leaf(ca, directory=tmp_path / "pki")
+    ca = make_ca()
+    cert = make_leaf(ca)
     served = tmp_path / "served"
     (served / "media").mkdir(parents=True)
     phone = tmp_path / "phone"
@@ -116,19 +112,8 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         is_busy=lambda: busy[0],
         clock=lambda: WHEN,
     )
-    with FtpServer(served) as ftp, HttpsFileServer(cert) as https:
+    with FtpFileServer(served) as ftp, HttpsFileServer(pki=LabPKI(ca, cert)) as https:
         yield Lab(tmp_path, phone, ftp, https, busy, deployer)
-
-
-def snapshot(directory: Path, *, skip: Path | None = None) -> dict[str, tuple[int, bytes]]:
-    """Every file under `directory` (outside `skip`) with its mode and content."""
-    found: dict[str, tuple[int, bytes]] = {}
-    for path in sorted(directory.rglob("*")):
-        if skip is not None and path.is_relative_to(skip):
-            continue
-        content = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
-        found[str(path.relative_to(directory))] = (path.lstat().st_mode, content)
-    return found
 
 
 def session_for(action: str, items: list[Item]) -> tuple[PhoneSession, ActionRequested]:
@@ -160,7 +145,7 @@ def deployment_items(message: WorkpointMessage) -> dict[int | None, dict[str, st
 
 
 def test_single_https_file_is_deployed_and_reported_without_index(lab: Lab) -> None:
-    lab.https.files["/media/ringtone-phone.wav"] = b"RIFF" * 5000
+    lab.https.put("/media/ringtone-phone.wav", b"RIFF" * 5000)
     message = file_deployment(
         lab, lab.https_items("/media/ringtone-phone.wav", file_type="RINGTONE", file_username="dls")
     )
@@ -181,7 +166,7 @@ def test_single_https_file_is_deployed_and_reported_without_index(lab: Lab) -> N
 
 def test_indexed_deploy_and_delete_in_one_message(lab: Lab) -> None:
     (lab.ftp.root / "media" / "Logo for OpenStage 80.png").write_bytes(b"PNG" * 100)
-    lab.https.files["/media/hold.wav"] = b"MOH" * 100
+    lab.https.put("/media/hold.wav", b"MOH" * 100)
     old = lab.previous("RINGTONE", "old.wav")
     items = [
         *lab.ftp_items(
@@ -227,13 +212,13 @@ Setup = Callable[[Lab], list[Item]]
 
 def ftp_cut(lab: Lab) -> list[Item]:
     (lab.ftp.root / "media" / "logo.png").write_bytes(IMAGE)
-    lab.ftp.behaviours["logo.png"] = Behaviour(cut_after=50_000)
+    lab.ftp.misbehave("/media/logo.png", FileBehaviour(cut_after=50_000))
     return lab.ftp_items("logo.png", file_type="LOGO")
 
 
 def https_cut(lab: Lab) -> list[Item]:
-    lab.https.files["/media/logo.png"] = IMAGE
-    lab.https.behaviours["/media/logo.png"] = FileBehaviour(cut_after=50_000)
+    lab.https.put("/media/logo.png", IMAGE)
+    lab.https.misbehave("/media/logo.png", FileBehaviour(cut_after=50_000))
     return lab.https_items("/media/logo.png", file_type="LOGO")
 
 
@@ -247,12 +232,12 @@ def ftp_550(lab: Lab) -> list[Item]:
 
 def larger_than_announced(lab: Lab) -> list[Item]:
     (lab.ftp.root / "media" / "logo.png").write_bytes(IMAGE)
-    lab.ftp.behaviours["logo.png"] = Behaviour(size_says=1000)
+    lab.ftp.misbehave("/media/logo.png", FileBehaviour(announce=1000))
     return lab.ftp_items("logo.png", file_type="LOGO")
 
 
 def picture_over_300_kb(lab: Lab) -> list[Item]:
-    lab.https.files["/media/logo.png"] = b"J" * (300 * 1024 + 1)
+    lab.https.put("/media/logo.png", b"J" * (300 * 1024 + 1))
     return lab.https_items("/media/logo.png", file_type="PIC")
 
 
@@ -302,7 +287,7 @@ def test_failed_download_reports_failed_and_keeps_the_previous_file(lab: Lab, ca
 
 @pytest.mark.parametrize("name", ["../logo.png", "media/logo.png", "..", "a\x00b.png"])
 def test_unsafe_names_report_failed_and_write_nothing(lab: Lab, name: str) -> None:
-    lab.https.files["/media/logo.png"] = b"evil"
+    lab.https.put("/media/logo.png", b"evil")
     previous = lab.previous("LOGO", "logo.png")
     everything = snapshot(lab.tmp)
     # The codec cannot carry a NUL: the server's message names a harmless file and the
@@ -320,7 +305,7 @@ def test_unsafe_names_report_failed_and_write_nothing(lab: Lab, name: str) -> No
 
 
 def test_file_deployment_while_busy_is_busy_and_changes_nothing(lab: Lab) -> None:
-    lab.https.files["/media/logo.png"] = b"new"
+    lab.https.put("/media/logo.png", b"new")
     previous = lab.previous("LOGO", "logo.png")
     lab.busy[0] = True
     session, event = session_for(
@@ -346,7 +331,7 @@ def software(lab: Lab, items: list[Item]) -> tuple[PhoneSession, SoftwareAnswer,
 
 
 def sw_items(lab: Lab, priority: str) -> list[Item]:
-    lab.https.files["/OS/SIP/OS_80_SIP_V1_R4_9_0.img"] = IMAGE
+    lab.https.put("/OS/SIP/OS_80_SIP_V1_R4_9_0.img", IMAGE)
     return lab.https_items(
         "/OS/SIP/OS_80_SIP_V1_R4_9_0.img",
         file_type="APP",
@@ -422,7 +407,7 @@ def test_immediate_while_busy_is_accepted_installed_after_cleanup_and_reported(l
 
 def test_download_cut_every_time_is_failed_and_never_installed(lab: Lab) -> None:
     items = sw_items(lab, "immediate")
-    lab.https.behaviours["/OS/SIP/OS_80_SIP_V1_R4_9_0.img"] = FileBehaviour(cut_after=100_000)
+    lab.https.misbehave("/OS/SIP/OS_80_SIP_V1_R4_9_0.img", FileBehaviour(cut_after=100_000))
 
     _, answer, reply = software(lab, items)
 
@@ -436,9 +421,7 @@ def test_download_cut_every_time_is_failed_and_never_installed(lab: Lab) -> None
 
 def test_download_cut_once_resumes_and_stages_the_whole_image(lab: Lab) -> None:
     items = sw_items(lab, "immediate")
-    lab.https.behaviours["/OS/SIP/OS_80_SIP_V1_R4_9_0.img"] = FileBehaviour(
-        cut_after=100_000, cuts=1
-    )
+    lab.https.misbehave("/OS/SIP/OS_80_SIP_V1_R4_9_0.img", FileBehaviour(cut_after=100_000, cuts=1))
 
     _, answer, reply = software(lab, items)
 
@@ -449,7 +432,7 @@ def test_download_cut_once_resumes_and_stages_the_whole_image(lab: Lab) -> None:
 
 def test_ftp_image_cut_mid_file_is_never_checked(lab: Lab) -> None:
     (lab.ftp.root / "media" / "fw.img").write_bytes(IMAGE)
-    lab.ftp.behaviours["fw.img"] = Behaviour(cut_after=100_000)
+    lab.ftp.misbehave("/media/fw.img", FileBehaviour(cut_after=100_000))
     items = lab.ftp_items("fw.img", file_sw_version="1.4.9.0")
 
     _, answer, reply = software(lab, items)

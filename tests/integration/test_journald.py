@@ -12,70 +12,34 @@ test then reads the journal files from outside with `journalctl --directory=... 
 checks MESSAGE_ID, the PROVD_* fields, the catalog's explanations, and that no secret is
 anywhere: not in journalctl's output, not in the raw journal files.
 
+The namespace and journald runner is `tests.journald`, shared with `test_journald_daemon.py`.
 Needs root (mounts) and systemd's journald binary; skipped, saying why, otherwise.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-JOURNALD_CANDIDATES = (
-    Path("/lib/systemd/systemd-journald"),
-    Path("/usr/lib/systemd/systemd-journald"),
+from tests.journald import (
+    ROOT,
+    child_main,
+    journal_entries,
+    journal_json,
+    private_journald,
+    run_child,
+    why_not_runnable,
 )
+
 IDENTIFIER = "provd-journald-test"
 NONCE = "0F1E2D3C4B5A69788796A5B4C3D2E1F0"
 SERVER = "https://dls.lab:18443/DeploymentService/LoginService"
-
-JOURNALD_CONF = """\
-[Journal]
-Storage=persistent
-ReadKMsg=no
-ForwardToSyslog=no
-ForwardToWall=no
-ForwardToConsole=no
-RateLimitIntervalSec=0
-"""
-
-
-def journald_binary() -> Path | None:
-    return next((path for path in JOURNALD_CANDIDATES if path.exists()), None)
-
-
-def why_not_runnable() -> str | None:
-    """The reason a private journald cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "needs root: mounts a private /run and /var/log in a mount namespace"
-    if journald_binary() is None:
-        return (
-            "systemd-journald is not installed (" + ", ".join(map(str, JOURNALD_CANDIDATES)) + ")"
-        )
-    for tool in ("unshare", "mount", "journalctl"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    if not Path("/etc/machine-id").is_file():
-        return "/etc/machine-id is missing: journald names its journal directory after it"
-    probe = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", "/mnt"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.returncode != 0:
-        return f"cannot make a mount namespace here: {probe.stderr.strip()}"
-    return None
 
 
 def test_events_reach_a_real_journald_with_fields_and_without_secrets(tmp_path: Path) -> None:
@@ -84,26 +48,12 @@ def test_events_reach_a_real_journald_with_fields_and_without_secrets(tmp_path: 
         pytest.skip(reason)
     var_log = tmp_path / "var-log"
     (var_log / "journal").mkdir(parents=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("NOTIFY_SOCKET", None)
-    child = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", sys.executable, __file__, str(var_log)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    child = run_child(__file__, str(var_log))
     assert child.returncode == 0, child.stderr
     secrets: list[str] = json.loads(child.stdout.strip().splitlines()[-1])
 
     journal_dir = var_log / "journal"
-    out = subprocess.run(
-        ["journalctl", f"--directory={journal_dir}", "-o", "json", "--no-pager"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = journal_json(journal_dir)
     entries = [json.loads(line) for line in out.splitlines() if line.strip()]
     ours = [e for e in entries if e.get("SYSLOG_IDENTIFIER") == IDENTIFIER]
     by_event = {e["PROVD_EVENT"]: e for e in ours if "PROVD_EVENT" in e}
@@ -145,19 +95,8 @@ def test_events_reach_a_real_journald_with_fields_and_without_secrets(tmp_path: 
     assert "EXCEPTION_INFO" not in exception
 
     # Field support finds an event by its MESSAGE_ID, as the catalog says.
-    matched = subprocess.run(
-        [
-            "journalctl",
-            f"--directory={journal_dir}",
-            "-o",
-            "json",
-            f"MESSAGE_ID={MessageId.ACTION_PERFORMED.value}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    assert [json.loads(line)["PROVD_EVENT"] for line in matched] == ["action-performed"]
+    matched = journal_entries(journal_dir, f"MESSAGE_ID={MessageId.ACTION_PERFORMED.value}")
+    assert [e["PROVD_EVENT"] for e in matched] == ["action-performed"]
 
     # `journalctl -x` explains each event from provd.catalog, with the entry's fields filled in.
     explained = (var_log / "explained.txt").read_text()
@@ -176,36 +115,6 @@ def test_events_reach_a_real_journald_with_fields_and_without_secrets(tmp_path: 
 
 
 # --- the child, run as `unshare --mount python3 test_journald.py <var-log dir>` ---------------
-
-
-def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG: journald must not outlive the child if the test is interrupted.
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-
-
-def _start_journald() -> subprocess.Popen[bytes]:
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"], check=True)
-    journal_run = Path("/run/systemd/journal")
-    journal_run.mkdir(parents=True)
-    # journald writes to /var/log/journal (not /run/log) once it believes the flush is done.
-    (journal_run / "flushed").touch()
-    conf_dir = Path("/run/systemd/journald.conf.d")
-    conf_dir.mkdir()
-    (conf_dir / "provd-test.conf").write_text(JOURNALD_CONF)
-    notify_path = "/run/provd-test-notify"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(notify_path)
-        notify.settimeout(60)  # a safety net against a hung journald, not a measurement
-        binary = journald_binary()
-        assert binary is not None
-        journald = subprocess.Popen(
-            [str(binary)],
-            env={"NOTIFY_SOCKET": notify_path, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the child has no threads
-        )
-        while b"READY=1" not in notify.recv(4096).split(b"\n"):
-            pass
-    return journald
 
 
 def _log_events() -> list[str]:
@@ -298,19 +207,12 @@ def _explain(out: Path) -> None:
 
 
 def _child(var_log: Path) -> int:
-    subprocess.run(["mount", "--bind", str(var_log), "/var/log"], check=True)
-    journald = _start_journald()
-    try:
+    with private_journald(var_log, Path("/run/provd-test-notify")):
         secrets = _log_events()
-        subprocess.run(["journalctl", "--sync"], check=True)
-    finally:
-        journald.terminate()
-        journald.wait(timeout=60)
     _explain(var_log / "explained.txt")
     print(json.dumps(secrets))
     return 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.environ.get("PYTHONPATH", str(ROOT)))
-    sys.exit(_child(Path(sys.argv[1])))
+    child_main(_child, sys.argv[1:])

@@ -1,11 +1,11 @@
 """The real daemon logging to a REAL systemd-journald, read back with journalctl.
 
-The technique of `test_journald.py`: a child process in a private mount namespace
-(`unshare --mount`) covers /run with a fresh tmpfs (so journald's sockets are private)
-and /var/log with a directory of tmp_path (so the journal files land there), and starts
-`systemd-journald`. The child then runs `provd run` as systemd would: `INVOCATION_ID` set
-and journald's socket present, so provd logs through `JournalHandler` (see
-`provd.service.journal.under_journal`). The lab server runs in this test's process (the
+The technique of `test_journald.py`, shared in `tests/journald.py`: a child process in a
+private mount namespace (`unshare --mount`) covers /run with a fresh tmpfs (so journald's
+sockets are private) and /var/log with a directory of tmp_path (so the journal files land
+there), and starts `systemd-journald`. The child then runs `provd run` as systemd would:
+`INVOCATION_ID` set and journald's socket present, so provd logs through `JournalHandler`
+(see `provd.service.journal.under_journal`). The lab server runs in this test's process (the
 network is shared). The phone starts up, the server writes three passwords, a password is
 changed locally and reported, provd is stopped; journald is synced and stopped.
 
@@ -18,7 +18,6 @@ Needs root (mounts) and systemd's journald binary; skipped, saying why, otherwis
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
@@ -35,20 +34,17 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1].parent
-JOURNALD_CANDIDATES = (
-    Path("/lib/systemd/systemd-journald"),
-    Path("/usr/lib/systemd/systemd-journald"),
+from tests.journald import (
+    ROOT,
+    child_main,
+    die_with_parent,
+    journal_entries,
+    private_journald,
+    run_child,
+    wait_ready,
+    why_not_runnable,
 )
-JOURNALD_CONF = """\
-[Journal]
-Storage=persistent
-ReadKMsg=no
-ForwardToSyslog=no
-ForwardToWall=no
-ForwardToConsole=no
-RateLimitIntervalSec=0
-"""
+
 MAC = "00:01:E3:25:EA:13"
 SERVER_SECRETS = {
     "user-pwd": "Us3r-Journal-71",
@@ -72,42 +68,6 @@ SCENARIO = {
 }
 
 
-def journald_binary() -> Path | None:
-    return next((path for path in JOURNALD_CANDIDATES if path.exists()), None)
-
-
-def why_not_runnable() -> str | None:
-    """The reason a private journald cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "needs root: mounts a private /run and /var/log in a mount namespace"
-    if journald_binary() is None:
-        return "systemd-journald is not installed"
-    for tool in ("unshare", "mount", "journalctl"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    if not Path("/etc/machine-id").is_file():
-        return "/etc/machine-id is missing: journald names its journal directory after it"
-    probe = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", "/mnt"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.returncode != 0:
-        return f"cannot make a mount namespace here: {probe.stderr.strip()}"
-    return None
-
-
-def journal_entries(journal_dir: Path, *matches: str) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        ["journalctl", f"--directory={journal_dir}", "-o", "json", "--no-pager", *matches],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-
 def test_the_daemon_logs_interactions_to_journald_with_fields_and_no_secret(
     tmp_path: Path,
 ) -> None:
@@ -125,20 +85,7 @@ def test_the_daemon_logs_interactions_to_journald_with_fields_and_no_secret(
         with LabServer(_scenario()) as lab:
             config = tmp_path / "provd.toml"
             config.write_text(_settings(lab.url, state, sockets), encoding="utf-8")
-            env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-            for name in ("NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM", "WATCHDOG_USEC"):
-                env.pop(name, None)
-            child = subprocess.run(
-                [
-                    *("unshare", "--mount", "--propagation", "private"),
-                    *(sys.executable, __file__, str(var_log), str(config), str(sockets)),
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+            child = run_child(__file__, str(var_log), str(config), str(sockets))
             assert child.returncode == 0, child.stdout + child.stderr
             report = json.loads(child.stdout.strip().splitlines()[-1])
             sent_by_phone = b"".join(r.body for r in lab.transcript if r.from_phone)
@@ -234,35 +181,6 @@ level = "debug"
 # --- the child, run as `unshare --mount python3 test_journald_daemon.py ...` -----------------
 
 
-def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG: journald and provd must not outlive the child if the test is stopped.
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-
-
-def _start_journald(notify_path: Path) -> subprocess.Popen[bytes]:
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"], check=True)
-    journal_run = Path("/run/systemd/journal")
-    journal_run.mkdir(parents=True)
-    (journal_run / "flushed").touch()  # write to /var/log/journal, not /run/log
-    conf_dir = Path("/run/systemd/journald.conf.d")
-    conf_dir.mkdir()
-    (conf_dir / "provd-test.conf").write_text(JOURNALD_CONF)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(notify_path))
-        notify.settimeout(60)  # a safety net against a hung journald, not a measurement
-        binary = journald_binary()
-        assert binary is not None
-        journald = subprocess.Popen(
-            [str(binary)],
-            env={"NOTIFY_SOCKET": str(notify_path), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the child has no threads
-        )
-        while b"READY=1" not in notify.recv(4096).split(b"\n"):
-            pass
-    notify_path.unlink()
-    return journald
-
-
 def _poll(control: Path, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
     from provd.service.control import request
 
@@ -300,10 +218,9 @@ def _run_provd(config: Path, sockets: Path) -> dict[str, Any]:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the child has no threads
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - the child has no threads
         )
-        while b"READY=1" not in notify.recv(4096).split(b"\n"):
-            pass
+        wait_ready(notify)
         _poll(control, lambda s: (s["last_contact"] or "").endswith(" ok") and not s["running"])
         answer = request(control, {"cmd": "set", "items": {"user-pwd": LOCAL_SECRET}})
         assert answer["ok"], answer
@@ -314,18 +231,11 @@ def _run_provd(config: Path, sockets: Path) -> dict[str, Any]:
 
 
 def _child(var_log: Path, config: Path, sockets: Path) -> int:
-    subprocess.run(["mount", "--bind", str(var_log), "/var/log"], check=True)
-    journald = _start_journald(sockets / "journald-notify.sock")
-    try:
+    with private_journald(var_log, sockets / "journald-notify.sock"):
         report = _run_provd(config, sockets)
-        subprocess.run(["journalctl", "--sync"], check=True)
-    finally:
-        journald.terminate()
-        journald.wait(timeout=60)
     print(json.dumps(report))
     return 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.environ.get("PYTHONPATH", str(ROOT)))
-    sys.exit(_child(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])))
+    child_main(_child, sys.argv[1:])

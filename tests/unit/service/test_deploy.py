@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from provd.lab.fileserver import FtpFileServer
 from provd.service.deploy import (
     Deployer,
     DownloadPolicy,
@@ -26,7 +27,6 @@ from provd.store.files import FileStore
 from provd.transport.tls import TrustPolicy
 from provd.wpi.events import Reply, StatusReport
 from provd.wpi.model import Item, ItemStatus, ReplyStatus
-from tests.unit.transport.test_ftp import PASSWORD, USER, FtpServer
 
 WHEN = datetime.datetime(2008, 6, 10, 15, 35, 52)
 BASIC = (Item(name="mac-addr", value="00:01:E3:25:EA:13"),)
@@ -69,14 +69,11 @@ def make(
     )
 
 
-def ftp_items(srv: FtpServer, name: str, *, index: int | None = None, **extra: str) -> list[Item]:
+def ftp_items(
+    srv: FtpFileServer, name: str, *, index: int | None = None, **extra: str
+) -> list[Item]:
     values = {
-        "file-server": "127.0.0.1",
-        "file-port": str(srv.port),
-        "file-username": USER,
-        "file-pwd": PASSWORD,
-        "file-path": "/media",
-        "file-name": name,
+        **srv.values(name, path="/media"),
         **{k.replace("_", "-"): v for k, v in extra.items()},
     }
     return [Item(name=k, value=v, index=index) for k, v in values.items()]
@@ -224,7 +221,7 @@ def test_ftp_file_is_deployed_and_announced(tmp_path: Path, served: Path) -> Non
     (served / "media" / "ring.wav").write_bytes(b"RIFF" * 1000)
     announced: list[list[FileResult]] = []
     deployer = make(tmp_path, announced=announced)
-    with FtpServer(served) as srv:
+    with FtpFileServer(served) as srv:
         outcome = deployer.perform_file_deployment(ftp_items(srv, "ring.wav", file_type="RINGTONE"))
 
     (res,) = outcome.results
@@ -238,7 +235,7 @@ def test_unknown_action_and_missing_type_fail_each_on_their_own(
 ) -> None:
     (served / "media" / "ring.wav").write_bytes(b"RIFF")
     deployer = make(tmp_path)
-    with FtpServer(served) as srv:
+    with FtpFileServer(served) as srv:
         items = [
             *ftp_items(srv, "ring.wav", index=1, file_type="RINGTONE", file_action="copy"),
             *ftp_items(srv, "ring.wav", index=2),
@@ -276,7 +273,7 @@ def test_delete_removes_a_deployed_file(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- SoftwareDeployment
 
 
-def sw_items(srv: FtpServer, *, priority: str = "immediate") -> list[Item]:
+def sw_items(srv: FtpFileServer, *, priority: str = "immediate") -> list[Item]:
     return ftp_items(
         srv,
         "OS_80_SIP_V1_R4_9_0.img",
@@ -289,12 +286,12 @@ def sw_items(srv: FtpServer, *, priority: str = "immediate") -> list[Item]:
 
 def test_normal_software_deployment_while_busy_is_busy(tmp_path: Path, served: Path) -> None:
     deployer = make(tmp_path, busy=True)
-    with FtpServer(served) as srv:
+    with FtpFileServer(served) as srv:
         answer = deployer.software_deployment(sw_items(srv, priority="normal"))
-        retrs = dict(srv.retrs)
+        retrs = [arg for cmd, arg in srv.commands if cmd == "RETR"]
     assert answer.reply == Reply(status=ReplyStatus.BUSY, items=None)
     assert answer.pending is None
-    assert retrs == {}
+    assert retrs == []
 
 
 def test_unknown_priority_is_failed_with_the_item_invalid(tmp_path: Path) -> None:
@@ -308,17 +305,17 @@ def test_unknown_priority_is_failed_with_the_item_invalid(tmp_path: Path) -> Non
 def test_no_space_in_staging_fails_before_downloading(tmp_path: Path, served: Path) -> None:
     (served / "media" / "OS_80_SIP_V1_R4_9_0.img").write_bytes(b"i" * 100)
     deployer = make(tmp_path, free=1024)
-    with FtpServer(served) as srv:
+    with FtpFileServer(served) as srv:
         answer = deployer.software_deployment(sw_items(srv))
-        retrs = dict(srv.retrs)
+        retrs = [arg for cmd, arg in srv.commands if cmd == "RETR"]
     assert answer.reply.status is ReplyStatus.FAILED
-    assert retrs == {}
+    assert retrs == []
 
 
 def test_image_the_check_refuses_is_failed_and_removed(tmp_path: Path, served: Path) -> None:
     (served / "media" / "OS_80_SIP_V1_R4_9_0.img").write_bytes(b"i" * 100)
     deployer = make(tmp_path, check_exit=1)
-    with FtpServer(served) as srv:
+    with FtpFileServer(served) as srv:
         answer = deployer.software_deployment(sw_items(srv))
     assert answer.reply.status is ReplyStatus.FAILED and answer.pending is None
     assert list((tmp_path / "staging").iterdir()) == []
@@ -329,7 +326,7 @@ def test_accepted_image_is_installed_after_cleanup_through_a_request(
 ) -> None:
     (served / "media" / "OS_80_SIP_V1_R4_9_0.img").write_bytes(b"i" * 100)
     deployer = make(tmp_path)
-    with FtpServer(served) as srv:
+    with FtpFileServer(served) as srv:
         answer = deployer.software_deployment(sw_items(srv), requested_by="N1")
 
     assert answer.reply == Reply(status=ReplyStatus.ACCEPTED, items=())
@@ -348,7 +345,7 @@ def test_second_software_deployment_while_an_install_waits_fails(
 ) -> None:
     (served / "media" / "OS_80_SIP_V1_R4_9_0.img").write_bytes(b"i" * 100)
     deployer = make(tmp_path)
-    with FtpServer(served) as srv:
+    with FtpFileServer(served) as srv:
         first = deployer.software_deployment(sw_items(srv))
         assert first.pending is not None
         deployer.install(first.pending)

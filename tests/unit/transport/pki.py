@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.certs import Issued, make_ca, make_leaf, make_self_signed
+from tests.certs import Issued, make_ca, make_leaf
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def make_pki(d: Path) -> Pki:
         ),
         other_ca=other_ca,
         other_server=make_leaf(other_ca, "impostor.test").write(d, "impostor"),
-        self_signed=make_self_signed(directory=d),
+        self_signed=make_leaf(None, "dls.selfsigned", directory=d),
         client_ca=client_ca,
         client=make_leaf(client_ca, "phone-0001", client=True, dns=[], ips=[], key_type="rsa"),
     )

@@ -1,138 +1,33 @@
 """fetch / fetch_to_file: the §6.1 source rules, HTTPS and FTP downloads, resume after a cut.
 
-`HttpsFileServer` (stdlib `ssl` + `http.server`) is also used by the deployment
-integration test.
+The file servers are the lab's (`provd.lab.fileserver`), presenting the transport
+tests' certificates.
 """
 
 from __future__ import annotations
 
-import http.server
 import io
-import ssl
-import threading
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any
-from urllib.parse import unquote
 
 import pytest
 
+from provd.lab.fileserver import (
+    DEFAULT_PASSWORD,
+    DEFAULT_USER,
+    FileBehaviour,
+    FtpFileServer,
+    HttpsFileServer,
+)
+from provd.lab.pki import LabPKI
 from provd.transport.download import DownloadError, FileSource, fetch, fetch_to_file
 from provd.transport.tls import TrustPolicy
 from tests.certs import Issued
+from tests.fileservers import rests
 
 from .pki import Pki
-from .test_ftp import PASSWORD, USER, Behaviour, FtpServer
 
 DATA = bytes(range(256)) * 600  # 153 600 bytes
-
-
-@dataclass
-class FileBehaviour:
-    """How `HttpsFileServer` misbehaves for one path."""
-
-    cut_after: int | None = None  # announce the whole file, send this many bytes, drop TCP
-    cuts: int = 1_000_000  # ... this many times
-    ignore_range: bool = False
-    length_says: int | None = None  # Content-Length header instead of the real one
-
-
-@dataclass(frozen=True)
-class Request:
-    path: str
-    range: str | None
-
-
-class HttpsFileServer:
-    """Serves `files` (URL path → bytes) over HTTPS on 127.0.0.1, with Range support."""
-
-    def __init__(self, cert: Issued) -> None:
-        self.files: dict[str, bytes] = {}
-        self.behaviours: dict[str, FileBehaviour] = {}
-        self.requests: list[Request] = []
-        assert cert.cert_path is not None and cert.key_path is not None
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert.cert_path, cert.key_path)
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                owner.requests.append(Request(self.path, self.headers.get("Range")))
-                body = owner.files.get(unquote(self.path))
-                if body is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "9")
-                    self.end_headers()
-                    self.wfile.write(b"not found")
-                    return
-                b = owner.behaviours.get(unquote(self.path), FileBehaviour())
-                start = 0
-                rng = self.headers.get("Range")
-                if rng and not b.ignore_range:
-                    start = int(rng.removeprefix("bytes=").rstrip("-"))
-                    if start >= len(body):
-                        self.send_response(416)
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                part = body[start:]
-                length = b.length_says if b.length_says is not None else len(part)
-                self.send_header("Content-Length", str(length))
-                self.end_headers()
-                if b.cut_after is not None and b.cuts > 0:
-                    b.cuts -= 1
-                    self.wfile.write(part[: b.cut_after])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(part)
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def get_request(self) -> tuple[Any, Any]:
-                sock, addr = self.socket.accept()
-                sock.settimeout(5)
-                return ctx.wrap_socket(sock, server_side=True), addr
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    def url(self, path: str) -> str:
-        return f"https://127.0.0.1:{self.port}{path}"
-
-    def __enter__(self) -> HttpsFileServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
 
 
 class TrustRecorder:
@@ -148,8 +43,8 @@ class TrustRecorder:
 
 
 @pytest.fixture
-def https(pki: Pki) -> Any:
-    with HttpsFileServer(pki.server) as srv:
+def https(pki: Pki) -> Iterator[HttpsFileServer]:
+    with HttpsFileServer(pki=LabPKI(pki.ca, pki.server)) as srv:
         yield srv
 
 
@@ -224,10 +119,10 @@ def test_items_naming_no_fetchable_file_are_a_bad_source(values: dict[str, str])
 
 
 def test_https_download_asks_the_caller_whom_to_trust(https: HttpsFileServer, pki: Pki) -> None:
-    https.files["/media/a b.png"] = DATA
+    https.put("/media/a b.png", DATA)
     trust = TrustRecorder(pki.ca)
     source = FileSource.from_values(
-        {"file-https-base-url": https.url("/media/"), "file-name": "a b.png"}
+        {"file-https-base-url": https.url_for("/media/"), "file-name": "a b.png"}
     )
     sink = io.BytesIO()
 
@@ -236,14 +131,16 @@ def test_https_download_asks_the_caller_whom_to_trust(https: HttpsFileServer, pk
     assert sink.getvalue() == DATA
     assert (got.received, got.total, got.resumed) == (len(DATA), len(DATA), False)
     assert trust.asked == [("127.0.0.1", https.port)]
-    assert https.requests[0].path == "/media/a%20b.png"
+    # the file name is sent percent-encoded; the server records the path decoded
+    assert source.url == f"{https.url}/media/a%20b.png"
+    assert https.requests[0].path == "/media/a b.png"
 
 
 def test_https_download_from_an_untrusted_server_fails_tls(
     https: HttpsFileServer, pki: Pki
 ) -> None:
-    https.files["/a.png"] = DATA
-    source = FileSource.from_values({"file-https-base-url": https.url("/a.png")})
+    https.put("/a.png", DATA)
+    source = FileSource.from_values({"file-https-base-url": https.url_for("/a.png")})
     with pytest.raises(DownloadError) as info:
         fetch(source, io.BytesIO(), max_bytes=1 << 20, https_trust_for=TrustRecorder(pki.other_ca))
     assert info.value.kind == "tls"
@@ -252,7 +149,7 @@ def test_https_download_from_an_untrusted_server_fails_tls(
 
 def test_https_404_is_not_found_and_writes_nothing(https: HttpsFileServer, pki: Pki) -> None:
     sink = io.BytesIO()
-    source = FileSource.from_values({"file-https-base-url": https.url("/none.png")})
+    source = FileSource.from_values({"file-https-base-url": https.url_for("/none.png")})
     with pytest.raises(DownloadError) as info:
         fetch(source, sink, max_bytes=1 << 20, https_trust_for=TrustRecorder(pki.ca))
     assert info.value.kind == "not-found"
@@ -260,9 +157,9 @@ def test_https_404_is_not_found_and_writes_nothing(https: HttpsFileServer, pki: 
 
 
 def test_https_cut_mid_file_is_closed(https: HttpsFileServer, pki: Pki) -> None:
-    https.files["/a.img"] = DATA
-    https.behaviours["/a.img"] = FileBehaviour(cut_after=70_000)
-    source = FileSource.from_values({"file-https-base-url": https.url("/a.img")})
+    https.put("/a.img", DATA)
+    https.misbehave("/a.img", FileBehaviour(cut_after=70_000))
+    source = FileSource.from_values({"file-https-base-url": https.url_for("/a.img")})
     sink = io.BytesIO()
     with pytest.raises(DownloadError) as info:
         fetch(source, sink, max_bytes=1 << 20, https_trust_for=TrustRecorder(pki.ca))
@@ -274,8 +171,8 @@ def test_https_cut_mid_file_is_closed(https: HttpsFileServer, pki: Pki) -> None:
 def test_https_file_announced_larger_than_allowed_is_too_large(
     https: HttpsFileServer, pki: Pki
 ) -> None:
-    https.files["/a.img"] = DATA
-    source = FileSource.from_values({"file-https-base-url": https.url("/a.img")})
+    https.put("/a.img", DATA)
+    source = FileSource.from_values({"file-https-base-url": https.url_for("/a.img")})
     sink = io.BytesIO()
     with pytest.raises(DownloadError) as info:
         fetch(source, sink, max_bytes=1000, https_trust_for=TrustRecorder(pki.ca))
@@ -287,9 +184,9 @@ def test_https_file_announced_larger_than_allowed_is_too_large(
 def test_cut_https_download_resumes_with_range(
     https: HttpsFileServer, pki: Pki, tmp_path: Path
 ) -> None:
-    https.files["/fw.img"] = DATA
-    https.behaviours["/fw.img"] = FileBehaviour(cut_after=70_000, cuts=1)
-    source = FileSource.from_values({"file-https-base-url": https.url("/fw.img")})
+    https.put("/fw.img", DATA)
+    https.misbehave("/fw.img", FileBehaviour(cut_after=70_000, cuts=1))
+    source = FileSource.from_values({"file-https-base-url": https.url_for("/fw.img")})
     slept: list[float] = []
     target = tmp_path / "fw.partial"
 
@@ -310,9 +207,9 @@ def test_cut_https_download_resumes_with_range(
 def test_server_ignoring_range_restarts_from_the_first_byte(
     https: HttpsFileServer, pki: Pki, tmp_path: Path
 ) -> None:
-    https.files["/fw.img"] = DATA
-    https.behaviours["/fw.img"] = FileBehaviour(cut_after=70_000, cuts=1, ignore_range=True)
-    source = FileSource.from_values({"file-https-base-url": https.url("/fw.img")})
+    https.put("/fw.img", DATA)
+    https.misbehave("/fw.img", FileBehaviour(cut_after=70_000, cuts=1, ignore_range=True))
+    source = FileSource.from_values({"file-https-base-url": https.url_for("/fw.img")})
     target = tmp_path / "fw.partial"
 
     fetch_to_file(
@@ -325,9 +222,9 @@ def test_server_ignoring_range_restarts_from_the_first_byte(
 def test_download_cut_every_time_fails_after_the_attempts(
     https: HttpsFileServer, pki: Pki, tmp_path: Path
 ) -> None:
-    https.files["/fw.img"] = DATA
-    https.behaviours["/fw.img"] = FileBehaviour(cut_after=1000)
-    source = FileSource.from_values({"file-https-base-url": https.url("/fw.img")})
+    https.put("/fw.img", DATA)
+    https.misbehave("/fw.img", FileBehaviour(cut_after=1000))
+    source = FileSource.from_values({"file-https-base-url": https.url_for("/fw.img")})
     slept: list[float] = []
 
     with pytest.raises(DownloadError) as info:
@@ -347,7 +244,7 @@ def test_download_cut_every_time_fails_after_the_attempts(
 
 
 def test_not_found_is_not_retried(https: HttpsFileServer, pki: Pki, tmp_path: Path) -> None:
-    source = FileSource.from_values({"file-https-base-url": https.url("/none.img")})
+    source = FileSource.from_values({"file-https-base-url": https.url_for("/none.img")})
     with pytest.raises(DownloadError) as info:
         fetch_to_file(source, tmp_path / "x", max_bytes=100, https_trust_for=TrustRecorder(pki.ca))
     assert info.value.kind == "not-found"
@@ -357,13 +254,13 @@ def test_not_found_is_not_retried(https: HttpsFileServer, pki: Pki, tmp_path: Pa
 # --------------------------------------------------------------------------- FTP
 
 
-def ftp_source(srv: FtpServer, name: str) -> FileSource:
+def ftp_source(srv: FtpFileServer, name: str) -> FileSource:
     return FileSource.from_values(
         {
             "file-server": "127.0.0.1",
             "file-port": str(srv.port),
-            "file-username": USER,
-            "file-pwd": PASSWORD,
+            "file-username": DEFAULT_USER,
+            "file-pwd": DEFAULT_PASSWORD,
             "file-path": "/media/",
             "file-name": name,
         }
@@ -378,7 +275,7 @@ def test_ftp_download_through_fetch(tmp_path: Path) -> None:
     (tmp_path / "media").mkdir()
     (tmp_path / "media" / "ring.wav").write_bytes(DATA)
     sink = io.BytesIO()
-    with FtpServer(tmp_path) as srv:
+    with FtpFileServer(tmp_path) as srv:
         got = fetch(
             ftp_source(srv, "ring.wav"), sink, max_bytes=1 << 20, https_trust_for=never_asked
         )
@@ -388,7 +285,7 @@ def test_ftp_download_through_fetch(tmp_path: Path) -> None:
 
 def test_ftp_550_is_not_found(tmp_path: Path) -> None:
     (tmp_path / "media").mkdir()
-    with FtpServer(tmp_path) as srv, pytest.raises(DownloadError) as info:
+    with FtpFileServer(tmp_path) as srv, pytest.raises(DownloadError) as info:
         fetch(ftp_source(srv, "none.wav"), io.BytesIO(), max_bytes=10, https_trust_for=never_asked)
     assert info.value.kind == "not-found"
 
@@ -397,8 +294,8 @@ def test_cut_ftp_download_resumes_with_rest(tmp_path: Path) -> None:
     (tmp_path / "media").mkdir()
     (tmp_path / "media" / "fw.img").write_bytes(DATA)
     target = tmp_path / "fw.partial"
-    with FtpServer(tmp_path) as srv:
-        srv.behaviours["fw.img"] = Behaviour(cut_after=70_000, cuts=1)
+    with FtpFileServer(tmp_path) as srv:
+        srv.misbehave("/media/fw.img", FileBehaviour(cut_after=70_000, cuts=1))
         size = fetch_to_file(
             ftp_source(srv, "fw.img"),
             target,
@@ -406,8 +303,8 @@ def test_cut_ftp_download_resumes_with_rest(tmp_path: Path) -> None:
             https_trust_for=never_asked,
             sleep=lambda s: None,
         )
-        rests = list(srv.rests)
+        offsets = rests(srv)
 
     assert size == len(DATA)
     assert target.read_bytes() == DATA
-    assert len(rests) == 1 and 0 < rests[0] <= 70_000
+    assert len(offsets) == 1 and 0 < offsets[0] <= 70_000
