@@ -57,6 +57,8 @@ class ItemStoreLike(Protocol):
 
     def rows(self) -> Sequence[Row]: ...
 
+    def stored_values(self) -> Mapping[tuple[str, int | None], str]: ...
+
     def commit(self, changes: Sequence[Change], *, local: bool = False) -> None: ...
 
     def configuration_changed(self) -> bool: ...
@@ -267,8 +269,8 @@ class CatalogBook:
         """What to commit (value differs from the stored one) and what changed for
         the phone (value differs from the stored one or, if none, the default)."""
         if len(plain) > _BULK_READ:
-            rows = {(row.name, row.index): row.value for row in self._store.rows()}
-            stored = {key: rows.get(key) for key in plain}
+            every = self._store.stored_values()
+            stored = {key: every.get(key) for key in plain}
         else:
             stored = {key: self._store.get(*key) for key in plain}
         changes: list[Change] = []

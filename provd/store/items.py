@@ -228,6 +228,14 @@ class ItemStore:
         return [Row(name, _index(idx), value) for name, idx, value in found]
 
     @_serialized
+    def stored_values(self) -> dict[tuple[str, int | None], str]:
+        """Every stored value by (name, index): `rows()` without the objects, for a
+        large WriteItems that compares its items with what is stored."""
+        with _storage("reading"):
+            found = self._conn.execute("SELECT name, idx, value FROM items").fetchall()
+        return {(name, None if idx == _SCALAR else idx): value for name, idx, value in found}
+
+    @_serialized
     def commit(self, changes: Sequence[Change], *, local: bool = False) -> None:
         """Apply `changes` in one durable transaction, or raise `StoreError` having
         changed nothing.

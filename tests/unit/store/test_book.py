@@ -47,6 +47,11 @@ class MemoryStore:
         keys = sorted(self.values, key=lambda k: (k[0], -1 if k[1] is None else k[1]))
         return [Row(name, index, self.values[(name, index)]) for name, index in keys]
 
+    def stored_values(self) -> dict[tuple[str, int | None], str]:
+        if self.unreadable:
+            raise StoreError("item store: reading failed: disk I/O error")
+        return dict(self.values)
+
     def commit(self, changes: Sequence[Change], *, local: bool = False) -> None:
         if self.fail:
             raise StoreError("item store: commit failed: disk I/O error")

@@ -512,3 +512,18 @@ def test_a_fresh_store_leaves_only_the_database_and_its_lock_file(tmp_path: Path
     ItemStore.open(tmp_path).close()
     names = sorted(os.listdir(tmp_path))
     assert names == ["items.db", "items.db.lock"]
+
+
+def test_stored_values_maps_name_and_index_to_value(store: ItemStore) -> None:
+    store.commit(
+        [
+            Change("sntp-addr", None, "time.example.com"),
+            Change("ldap-server-address", 1, "ldap1"),
+            Change("ldap-server-address", 2, "ldap2"),
+        ]
+    )
+    store.commit([Change("ldap-server-address", 2, None)])
+    assert store.stored_values() == {
+        ("sntp-addr", None): "time.example.com",
+        ("ldap-server-address", 1): "ldap1",
+    }
