@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 #: spec §3.1 / issue: SIGTERM ends or abandons the interaction within 10 s.
 STOP_GRACE = 8.0
 FAILURES_KEY = "retry.failures"
-LAST_CONTACT_KEY = "last-contact"
 
 
 class Daemon:
@@ -162,7 +161,7 @@ class Daemon:
             self.on_contact_me,
             host=contact.listen,
             port=contact.port,
-            allow_redirect=[_host_of(target) for target in contact.allow_redirect],
+            allow_redirect=contact.allow_redirect,
             secure_mode=lambda: self.secure_mode.secure_now,
             clock=self.clock,
         )
@@ -406,20 +405,6 @@ class Daemon:
     # ------------------------------------------------------------------ events
 
     def on_contact_me(self, request: ContactMeRequest) -> None:
-        redirect = request.redirect
-        if redirect is not None and not self.settings.contact_me.redirect_allowed(*redirect):
-            # The listener matched the address; the allow-list entry names the port too.
-            log_event(
-                log,
-                MessageId.CONTACT_ME_REDIRECT_REFUSED,
-                "contact-me from %s asked for %s:%d, not allowed: answering the configured server",
-                request.peer[0],
-                redirect[0],
-                redirect[1],
-                level=logging.WARNING,
-                peer=request.peer[0],
-            )
-            request = ContactMeRequest(peer=request.peer, redirect=None, reason=request.reason)
         log_event(
             log,
             MessageId.CONTACT_ME_RECEIVED,
@@ -531,9 +516,7 @@ class Daemon:
                 contact_gap=new.contact_me.contact_gap,
             )
             self.book.dhcp_locked = new.items.dhcp_locked
-            self.listener.allow_redirect = frozenset(
-                _host_of(target) for target in new.contact_me.allow_redirect
-            )
+            self.listener.allow_redirect = frozenset(new.contact_me.allow_redirect)
             logging.getLogger().setLevel(new.log.level.value.upper())
             log_event(log, MessageId.SETTINGS_RELOADED, "settings reloaded")
             self.poller.restart()
@@ -657,16 +640,6 @@ class Daemon:
         self.loop.close()
         signal.set_wakeup_fd(-1)
         return 0
-
-
-def _host_of(target: str) -> str:
-    """`host` of a `host[:port]` allow-redirect entry."""
-    target = target.strip()
-    if target.startswith("["):
-        return target[1 : target.index("]")]
-    if target.count(":") == 1:
-        return target.split(":", 1)[0]
-    return target
 
 
 def main(config_file: Path, overrides: list[str]) -> int:

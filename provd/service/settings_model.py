@@ -7,7 +7,6 @@ layering); `provd.service.settings_values` checks a value from the later layers 
 
 from __future__ import annotations
 
-import ipaddress
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,24 +18,6 @@ from urllib.parse import urlsplit
 #: Spec §1: Default Mode port and the path real servers use [G p.12; F].
 DEFAULT_SERVER_PORT = 18443
 DEFAULT_SERVER_PATH = "/DeploymentService/LoginService"
-
-
-def split_host_port(target: str) -> tuple[str, int | None]:
-    """`host`, `host:port`, `[v6]:port` or a bare IPv6 address → (host, port or None)."""
-    target = target.strip()
-    if target.startswith("["):
-        host, _, rest = target[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else rest
-    elif target.count(":") == 1:
-        host, _, port_text = target.partition(":")
-    else:
-        host, port_text = target, ""
-    if not host or (port_text and not port_text.isdigit()):
-        raise ValueError(f"{target!r} is not host, host:port or [address]:port")
-    port = int(port_text) if port_text else None
-    if port is not None and not 1 <= port <= 65535:
-        raise ValueError(f"{target!r}: port must be 1..65535")
-    return host.lower(), port
 
 
 def _frozen(mapping: dict[str, Any]) -> Mapping[str, Any]:
@@ -112,23 +93,6 @@ class ContactMeSettings:
     port: int = 8085
     contact_gap: float = 300.0
     allow_redirect: tuple[str, ...] = ()
-
-    def redirect_allowed(self, host: str, port: int | None) -> bool:
-        """Whether a contact-me may send the phone to `host`:`port` (spec §4.1 [B])."""
-        host = _canonical_host(host)
-        for target in self.allow_redirect:
-            allowed_host, allowed_port = split_host_port(target)
-            if _canonical_host(allowed_host) == host and allowed_port in (None, port):
-                return True
-        return False
-
-
-def _canonical_host(host: str) -> str:
-    host = host.strip().strip("[]").lower()
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return host
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,12 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from provd.service.settings_model import (
-    DEFAULT_SERVER_PATH,
-    DEFAULT_SERVER_PORT,
-    UdevRule,
-    split_host_port,
-)
+from provd.service.settings_model import DEFAULT_SERVER_PATH, DEFAULT_SERVER_PORT, UdevRule
+from provd.wpi.contactme import split_host_port
 
 
 class InvalidValue(Exception):

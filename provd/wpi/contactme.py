@@ -19,8 +19,9 @@ Rules (spec §4.1):
 - ``ContactMe`` must be ``true`` (compared case-insensitively; the first value counts
   if the field is repeated). Anything else, the field missing included, is answered
   204 and queues nothing.
-- **[B]** ``dls_ip_addr`` / ``dls_ip_port`` redirect the callback only when the address
-  is in the allow-list passed in and Secure Mode is off; otherwise the callback goes
+- **[B]** ``dls_ip_addr`` / ``dls_ip_port`` redirect the callback only when the
+  allow-list passed in names the address (``host`` or ``host:port``: then the port
+  too) and Secure Mode is off; otherwise the callback goes
   to the configured server. A missing port means the Default-Mode port 18443
   [G p.12]. Taking over phones through this redirect is a known attack
   [F: Unify advisory OBSO-2312-01], hence the allow-list.
@@ -157,9 +158,41 @@ def _redirect(
     if port is None:
         return None, f"redirect to {shown!r} ignored: bad port"
     target = _normal(addr)
-    if target not in {_normal(entry) for entry in allow}:
+    if not redirect_allowed(allow, target, port):
         return None, f"redirect to {shown!r} ignored: not in allow-redirect"
     return (target, port), f"solicited interaction requested, redirected to {shown}:{port}"
+
+
+def split_host_port(target: str) -> tuple[str, int | None]:
+    """An allow-redirect entry: `host`, `host:port`, `[v6]:port` or a bare IPv6
+    address → (host, port or None). Raises ValueError for anything else."""
+    target = target.strip()
+    if target.startswith("["):
+        host, _, rest = target[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else rest
+    elif target.count(":") == 1:
+        host, _, port_text = target.partition(":")
+    else:
+        host, port_text = target, ""
+    if not host or (port_text and not port_text.isdigit()):
+        raise ValueError(f"{target!r} is not host, host:port or [address]:port")
+    port = int(port_text) if port_text else None
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"{target!r}: port must be 1..65535")
+    return host.lower(), port
+
+
+def redirect_allowed(allow: Iterable[str], host: str, port: int) -> bool:
+    """Whether an allow-redirect entry names `host` (and `port`, when the entry has one)."""
+    wanted = _normal(host)
+    for entry in allow:
+        try:
+            allowed_host, allowed_port = split_host_port(entry)
+        except ValueError:
+            continue  # settings refuse such entries; never let one match
+        if _normal(allowed_host) == wanted and allowed_port in (None, port):
+            return True
+    return False
 
 
 def _port(text: str) -> int | None:

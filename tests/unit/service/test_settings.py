@@ -193,16 +193,13 @@ def test_udev_rules_read_as_array_of_tables(conf: Path) -> None:
     assert udev.monitored_subsystems() == ("sound", "usb")
 
 
-def test_redirect_is_allowed_only_to_listed_targets() -> None:
-    contact_me = load_settings(
-        None, None, ['contact-me.allow-redirect=["10.0.0.1:18443", "[2001:DB8::1]", "Dls.Lab"]']
-    ).contact_me
-    assert contact_me.redirect_allowed("10.0.0.1", 18443)
-    assert not contact_me.redirect_allowed("10.0.0.1", 18444)
-    assert not contact_me.redirect_allowed("10.0.0.2", 18443)
-    assert contact_me.redirect_allowed("2001:db8:0::1", 1)
-    assert contact_me.redirect_allowed("dls.lab", None)
-    assert not load_settings(None, None, []).contact_me.redirect_allowed("10.0.0.1", 18443)
+def test_allow_redirect_keeps_its_entries_and_refuses_malformed_ones() -> None:
+    entries = ["10.0.0.1:18443", "[2001:DB8::1]", "Dls.Lab"]
+    quoted = ", ".join(f'"{e}"' for e in entries)
+    loaded = load_settings(None, None, [f"contact-me.allow-redirect=[{quoted}]"])
+    assert loaded.contact_me.allow_redirect == tuple(entries)
+    with pytest.raises(SettingsError):
+        load_settings(None, None, ['contact-me.allow-redirect=["10.0.0.1:99999"]'])
 
 
 def test_ui_sub_tables_merge_across_layers_and_become_driver_options(

@@ -12,6 +12,7 @@ from provd.wpi.contactme import (
     ContactMeDecision,
     decide,
     precheck,
+    redirect_allowed,
     split_target,
 )
 
@@ -187,3 +188,27 @@ def test_split_target_takes_origin_and_absolute_forms() -> None:
         "ContactMe=true",
     )
     assert split_target("http://phone:8085/contact_dls.html/ContactDLS") == (CONTACT_PATH, "")
+
+
+def test_an_allow_list_entry_with_a_port_allows_that_port_only() -> None:
+    allow = ["10.0.0.1:18443", "[2001:DB8::1]", "Dls.Lab"]
+    assert redirect_allowed(allow, "10.0.0.1", 18443)
+    assert not redirect_allowed(allow, "10.0.0.1", 18444)
+    assert not redirect_allowed(allow, "10.0.0.2", 18443)
+    assert redirect_allowed(allow, "2001:db8:0::1", 1)
+    assert redirect_allowed(allow, "dls.lab", 18443)
+    assert not redirect_allowed(["not:a:port:x"], "not", 1)
+    assert not redirect_allowed([], "10.0.0.1", 18443)
+
+
+def test_a_redirect_to_an_allowed_host_on_another_port_is_not_taken() -> None:
+    decision = decide(
+        "GET",
+        "/contact_dls.html/ContactDLS",
+        "ContactMe=true&dls_ip_addr=10.0.0.1&dls_ip_port=1",
+        None,
+        b"",
+        allow_redirect=["10.0.0.1:18443"],
+    )
+    assert decision.solicited and decision.redirect is None
+    assert "not in allow-redirect" in decision.reason
