@@ -39,6 +39,7 @@ from provd.service.settings_model import DefaultTrust
 from provd.service.worker import Worker
 from provd.store.book import CatalogBook
 from provd.store.catalog import load_catalog
+from provd.store.errors import StoreError
 from provd.store.files import FileStore
 from provd.store.hooks import ApplyHooks
 from provd.store.items import Change, ItemStore
@@ -237,7 +238,7 @@ class Daemon:
 
     def basic_values(self) -> dict[str, str | None]:
         """The values of the basic items (spec §3.2), None where the phone has none."""
-        return {name: self.book.value_of(name) for name in BASIC_ITEMS}
+        return self.book.values_of(BASIC_ITEMS)
 
     def trust_policy(self) -> TrustPolicy:
         tls = self.settings.tls
@@ -364,9 +365,13 @@ class Daemon:
         self, started: Started, *, ok: bool, failure: str | None, outcome: Outcome | None = None
     ) -> None:
         now = self.clock()
-        failures = 0 if ok else int(self.store.meta_get(FAILURES_KEY) or 0) + 1
-        with contextlib.suppress(Exception):
+        try:
+            failures = 0 if ok else int(self.store.meta_get(FAILURES_KEY) or 0) + 1
             self.store.meta_set(FAILURES_KEY, str(failures) if failures else None)
+        except (StoreError, ValueError) as exc:
+            # The phone goes on; the retry band then restarts from its first step.
+            log.error("could not record the failure count: %s", exc)
+            failures = 0 if ok else 1
         send_solicited = bool(outcome and outcome.result.send_solicited)
         hold = self.triggers.finished(
             started.reason, ok, now, failures, send_solicited=send_solicited

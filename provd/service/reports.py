@@ -32,22 +32,22 @@ def changed_items(daemon: Daemon) -> list[Item]:
     """The locally changed items with their current values (spec §3.5 [G p.40]).
 
     Write-only items are named without a value: the server learns that the
-    user changed a password, never the password.
+    user changed a password, never the password. (The queue holds each key once.)
     """
+    pending = daemon.store.pending_local_changes()
+    scalars = daemon.book.values_of(c.name for c in pending if c.index is None)
     items: list[Item] = []
-    seen: set[tuple[str, int | None]] = set()
-    for change in daemon.store.pending_local_changes():
-        key = (change.name, change.index)
-        if key in seen:
-            continue
-        seen.add(key)
+    for change in pending:
         spec = daemon.catalog.get(change.name)
         if spec is None:
             continue
         if spec.access is Access.WO or spec.secret:
             items.append(Item(name=change.name, index=change.index))
             continue
-        value = daemon.book.value_of(change.name, change.index)
+        if change.index is None:
+            value = scalars.get(change.name)
+        else:
+            value = daemon.book.value_of(change.name, change.index)
         items.append(Item(name=change.name, index=change.index, value=value or ""))
     return items
 

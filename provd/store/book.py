@@ -125,6 +125,20 @@ class CatalogBook:
         stored = self._store.get(name, index)
         return stored if stored is not None else spec.default
 
+    def values_of(self, names: Iterable[str]) -> dict[str, str | None]:
+        """`value_of` for several scalar items, reading the live values once (they
+        come from files and the network interface)."""
+        live = self._live()
+        values: dict[str, str | None] = {}
+        for name in names:
+            spec = self._catalog.get(name)
+            value = live.get(name) if spec is not None and not spec.indexed else None
+            if value is None and spec is not None:
+                stored = self._store.get(name)
+                value = stored if stored is not None else spec.default
+            values[name] = value
+        return values
+
     def read_all(self) -> tuple[Item, ...]:
         """Every readable item: certificates, write-only and unsupported items left out
         [G p.30, spec §3.3]; catalog order, indexed items by index.

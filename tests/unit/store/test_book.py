@@ -500,3 +500,23 @@ def test_round_trip_through_the_real_store(catalog: Catalog, tmp_path: Path) -> 
         assert book.value_of("configuration-changed-flag") == "false"
         reopened.commit([Change("sntp-addr", None, "local.example")], local=True)  # spec §3.5
         assert book.value_of("configuration-changed-flag") == "true"
+
+
+def test_values_of_reads_the_live_values_once_and_agrees_with_value_of(
+    catalog: Catalog, store: MemoryStore
+) -> None:
+    reads = []
+
+    def live() -> dict[str, str]:
+        reads.append(1)
+        return {"mac-addr": "00:01:E3:25:EA:13"}
+
+    store.values[("e164", None)] = "4989700"
+    book = CatalogBook(catalog, store, dynamic=live)
+    names = ["mac-addr", "e164", "sntp-addr", "no-such-item"]
+    values = book.values_of(names)
+    assert len(reads) == 1
+    assert values == {name: book.value_of(name) for name in names}
+    assert values["mac-addr"] == "00:01:E3:25:EA:13"
+    assert values["e164"] == "4989700"
+    assert values["no-such-item"] is None
