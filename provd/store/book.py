@@ -30,7 +30,9 @@ from provd.wpi.model import Item, ItemStatus
 
 log = logging.getLogger(__name__)
 
-#: journald MESSAGE_IDs, one per kind of event.
+_BROKEN_MATERIAL = frozenset({ItemStatus.INVALID_DATA, ItemStatus.INVALID_INDEX})
+
+#: journald MESSAGE_IDs, one per kind of event (each explained in systemd/provd.catalog).
 MSG_WRITE_ITEMS = "5d0f5f8e0c8a4f6c9a1e2b7d3c4f6a81"
 MSG_WRITE_FAILED = "e2a4c6b8d0f24e1a8c3b5d7f9e1a3c52"
 MSG_READ_FAILED = "7c1e9a3f5b2d4e6a8f0c2b4d6e8a0c13"
@@ -174,7 +176,7 @@ class CatalogBook:
                 "ReadItems of %d items failed: %s",
                 len(requested),
                 exc,
-                extra={"MESSAGE_ID": MSG_READ_FAILED},
+                extra={"MESSAGE_ID": MSG_READ_FAILED, "PROVD_EVENT": "store-read-failed"},
             )
             return tuple(_empty(request, ItemStatus.FAILED) for request in requested)
 
@@ -249,7 +251,13 @@ class CatalogBook:
                 self._store.commit(changes, local=local)
         except StoreError as exc:
             return self._failed(items, exc)
-        if special:
+        broken = any(
+            status in _BROKEN_MATERIAL and self._is_special(item.name)
+            for item, status in zip(items, statuses, strict=True)
+        )
+        if special and not broken:
+            # A piece of bootstrap material refused by validation (a corrupt CA, say)
+            # means none of it is kept; an item merely out of place is refused alone.
             refused = self._handle_special(special)
             statuses = [
                 refused.get(item.key, status) if status is None else status
@@ -269,6 +277,7 @@ class CatalogBook:
                 len(rejected),
                 extra={
                     "MESSAGE_ID": MSG_WRITE_ITEMS,
+                    "PROVD_EVENT": "items-written",
                     "PROVD_CHANGED": _names(_label(key) for key in changed),
                     "PROVD_REJECTED": _names(f"{_label(i.key)}={i.status}" for i in rejected),
                 },
@@ -310,7 +319,7 @@ class CatalogBook:
                 "secure store failed for %d bootstrap items: %s",
                 len(items),
                 exc,
-                extra={"MESSAGE_ID": MSG_WRITE_FAILED},
+                extra={"MESSAGE_ID": MSG_WRITE_FAILED, "PROVD_EVENT": "store-write-failed"},
             )
             return {item.key: ItemStatus.FAILED for item in items}
 
@@ -319,7 +328,7 @@ class CatalogBook:
             "WriteItems of %d items not committed: %s",
             len(items),
             exc,
-            extra={"MESSAGE_ID": MSG_WRITE_FAILED},
+            extra={"MESSAGE_ID": MSG_WRITE_FAILED, "PROVD_EVENT": "store-write-failed"},
         )
         rejected = tuple(_empty(item, ItemStatus.FAILED) for item in items)
         return WriteOutcome(rejected=rejected, changed=(), failed=True)

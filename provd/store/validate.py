@@ -14,7 +14,7 @@ import datetime
 import ipaddress
 import re
 from collections.abc import Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from provd.store.catalog import Catalog
@@ -28,6 +28,14 @@ class MessageContext:
 
     action: str
     items: tuple[Item, ...] = ()
+    # (name, value) of every item, built once per message: a hostile WriteItems of
+    # 25,000 `secure-mode-data` items would otherwise cost one scan of the message
+    # per item (quadratic).
+    _pairs: frozenset[tuple[str, str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pairs = frozenset((i.name, i.value) for i in self.items if i.status is None)
+        object.__setattr__(self, "_pairs", pairs)
 
     @classmethod
     def of(cls, message: DLSMessage) -> MessageContext:
@@ -41,9 +49,7 @@ class MessageContext:
 
     def carries(self, name: str, value: str) -> bool:
         """True when the message carries item `name` with exactly `value`."""
-        return any(
-            item.name == name and item.value == value and item.status is None for item in self.items
-        )
+        return (name, value) in self._pairs
 
 
 def validate_item(
@@ -128,7 +134,9 @@ _MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 _E164 = re.compile(r"\+?[0-9]+")
 _DIGITS = re.compile(r"[0-9]+")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
-_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
+# The body of a PEM block is Base64 and line breaks: a pattern that cannot run past
+# another BEGIN keeps a hostile value of repeated BEGIN lines linear.
+_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----[A-Za-z0-9+/=\s]+-----END \1-----")
 _DATE = re.compile(r"([0-9]{2}):([0-9]{2}):([0-9]{4})")
 _TIME = re.compile(r"([0-9]{2}):([0-9]{2}):([0-9]{2})")
 _B64_SPACE = re.compile(r"[ \t\r\n]+")

@@ -312,3 +312,21 @@ def test_control_character_rule_is_the_codecs(text: str) -> None:
     # validate.py keeps a faster copy of codec.is_xml_text; they must agree.
     spec = ItemSpec(name="s", type=ItemType.STRING)
     assert check_value(spec, text) == is_xml_text(text)
+
+
+def test_a_pem_value_of_repeated_begin_lines_is_invalid_data(catalog: Catalog) -> None:
+    # A hostile dls-server-ca: every BEGIN and no END. The PEM rule only takes
+    # Base64 between BEGIN and END, so it cannot run past another BEGIN line.
+    hostile = "-----BEGIN A-----\n" * 4000
+    assert status(catalog, "dls-server-ca", hostile, 0) is ItemStatus.INVALID_DATA
+    nested = "-----BEGIN CERTIFICATE-----\n-----BEGIN X-----\nQUJD\n-----END CERTIFICATE-----"
+    assert status(catalog, "dls-server-ca", nested, 0) is ItemStatus.INVALID_DATA
+
+
+def test_requires_is_checked_against_the_whole_message_however_long(catalog: Catalog) -> None:
+    items = [Item(name="secure-mode-data", value="QUJD")] * 5000
+    context = MessageContext.write_items(items)
+    assert {validate_item(i, catalog, context) for i in items} == {ItemStatus.UNEXPECTED_ITEM}
+    with_pin = [Item(name="goto-secure-mode", value="pin"), *items]
+    context = MessageContext.write_items(with_pin)
+    assert validate_item(items[0], catalog, context) is None
