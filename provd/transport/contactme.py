@@ -253,10 +253,16 @@ class ContactMeListener:
         self._close(conn)
 
     def _on_event(self, conn: _Connection, mask: int) -> None:
-        if mask & selectors.EVENT_WRITE:
-            self._flush(conn)
-        if mask & selectors.EVENT_READ and self._is_open(conn):
-            self._read(conn)
+        try:
+            if mask & selectors.EVENT_WRITE:
+                self._flush(conn)
+            if mask & selectors.EVENT_READ and self._is_open(conn):
+                self._read(conn)
+        except Exception:
+            # Whatever one unauthenticated request does, it must not take the daemon's
+            # loop down: drop that connection and go on.
+            log.exception("contact-me connection from %s dropped", _show(conn.peer))
+            self._close(conn)
 
     def _read(self, conn: _Connection) -> None:
         size = _RECV
@@ -293,6 +299,10 @@ class ContactMeListener:
                 event = conn.http.next_event()
             except h11.RemoteProtocolError as exc:
                 self._answer(conn, ContactMeDecision(status=exc.error_status_hint, reason=str(exc)))
+                return
+            except ValueError:
+                # h11 0.14 lets int() fail on a Content-Length of thousands of digits.
+                self._answer(conn, ContactMeDecision(status=400, reason="malformed request head"))
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return

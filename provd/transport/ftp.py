@@ -117,9 +117,9 @@ def ftp_get(
         except ftplib.error_perm as exc:
             if _code(exc) == "530":
                 raise FtpRefused("denied", "530", f"{where} refused the login") from None
-            raise _refusal(exc, where) from None
+            raise _login_refused(exc, where) from None
         except (ftplib.error_temp, ftplib.error_reply, ftplib.error_proto) as exc:
-            raise _refusal(exc, where) from None
+            raise _login_refused(exc, where) from None
         except (OSError, EOFError) as exc:
             raise _network(exc, where, connecting=True) from None
         # Passive: the phone opens the data connection (and ftplib connects it to the
@@ -207,6 +207,15 @@ def _restart(sink: BinaryIO) -> int:
 def _code(exc: ftplib.Error) -> str:
     text = str(exc.args[0]) if exc.args else ""
     return text[:3]
+
+
+def _login_refused(exc: ftplib.Error, where: str) -> FtpRefused:
+    # Never the reply's text: a server may echo the PASS command it refused, and the
+    # message reaches the journal.
+    if isinstance(exc, ftplib.error_proto):
+        return FtpRefused("protocol", "", f"unreadable FTP reply from {where} to the login")
+    code = _code(exc)
+    return FtpRefused("refused", code, f"{where} refused the login ({code})")
 
 
 def _refusal(exc: ftplib.Error, where: str, *, retrieving: bool = False) -> Exception:

@@ -64,8 +64,14 @@ class ContactMeDecision:
 
 
 def split_target(target: str) -> tuple[str, str]:
-    """The path and the query string of a request target (origin or absolute form)."""
-    parts = urlsplit(target)
+    """The path and the query string of a request target (origin or absolute form).
+
+    Never raises: a target `urlsplit` refuses (`//[`) is a path, answered 404."""
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        path, _, query = target.partition("?")
+        return path, query
     return parts.path, parts.query
 
 

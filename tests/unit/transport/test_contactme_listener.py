@@ -277,8 +277,23 @@ def test_redirect_is_not_reported_in_secure_mode(make_loop: Callable[..., Loop])
         b"GET /contact_dls.html/ContactDLS?ContactMe=true HTTP/1.1\r\nHost: a\r\nX: "
         + b"a" * (MAX_HEAD + 100)
         + b"\r\n\r\n",
+        # urlsplit refuses this target ("Invalid IPv6 URL"): a 404, not a crash.
+        b"GET //[ HTTP/1.1\r\nHost: a\r\n\r\n",
+        # h11 0.14's int() fails on a Content-Length of 5,000 digits.
+        b"POST /contact_dls.html/ContactDLS HTTP/1.1\r\nHost: a\r\nContent-Length: "
+        + b"9" * 5000
+        + b"\r\n\r\n",
     ],
-    ids=["tls-hello", "garbage", "bad-header", "bad-length", "non-ascii-target", "long-header"],
+    ids=[
+        "tls-hello",
+        "garbage",
+        "bad-header",
+        "bad-length",
+        "non-ascii-target",
+        "long-header",
+        "unsplittable-target",
+        "huge-length",
+    ],
 )
 def test_malformed_request_gets_4xx_and_changes_nothing(loop: Loop, data: bytes) -> None:
     answer = raw(loop.port, data)

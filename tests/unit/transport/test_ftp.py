@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,46 @@ def test_wrong_password_is_denied_and_the_password_is_not_in_the_error(
         get(srv, "x.wav", io.BytesIO(), password="s3cr3t-Pw")
 
     assert info.value.kind == "denied"
+    assert "s3cr3t-Pw" not in str(info.value)
+    assert all("s3cr3t-Pw" not in r.getMessage() for r in caplog.records)
+
+
+def test_a_server_echoing_the_refused_password_does_not_put_it_in_the_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Some servers answer an unexpected PASS with a reply that quotes the command.
+    caplog.set_level(logging.DEBUG)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn, conn.makefile("rwb") as stream:
+                stream.write(b"220 ready\r\n")
+                stream.flush()
+                stream.readline()  # USER
+                stream.write(b"331 password please\r\n")
+                stream.flush()
+                line = stream.readline().strip()  # PASS s3cr3t-Pw
+                stream.write(b"501 '" + line + b"': command not understood\r\n")
+                stream.flush()
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        with pytest.raises(FtpRefused) as info:
+            ftp_get(
+                "127.0.0.1",
+                listener.getsockname()[1],
+                user=USER,
+                password="s3cr3t-Pw",
+                path="/media",
+                name="x.wav",
+                sink=io.BytesIO(),
+                max_bytes=1 << 20,
+                timeout=5.0,
+                connect_timeout=5.0,
+            )
+        thread.join(5)
+    assert info.value.code == "501"
     assert "s3cr3t-Pw" not in str(info.value)
     assert all("s3cr3t-Pw" not in r.getMessage() for r in caplog.records)
 
