@@ -71,15 +71,15 @@ def _check_config(config: Path, overrides: list[str]) -> int:
     from provd.store.checkconfig import check_catalog
 
     problems = check_settings(config, default_dropin_dir(config), overrides, missing_ok=True)
-    if not problems:
+    if not any(p.startswith("error:") for p in problems):  # warnings do not stop the check
         settings = load_settings(config, default_dropin_dir(config), overrides, missing_ok=True)
         paths = [settings.paths.catalog]
         if settings.paths.catalog_dropins.is_dir():
             paths.append(settings.paths.catalog_dropins)
-        problems += check_catalog(paths)
+        problems += [f"error: {problem}" for problem in check_catalog(paths)]
     for problem in problems:
         print(problem)
-    errors = [p for p in problems if not p.startswith("warning:")]
+    errors = [p for p in problems if p.startswith("error:")]
     if errors:
         print(f"{len(errors)} error(s) found", file=sys.stderr)
         return 1
