@@ -22,24 +22,13 @@ from provd.store.hooks import ApplyHooks
 from provd.transport.errors import TransportError
 from provd.transport.https import HttpsChannel
 from provd.transport.tls import TrustPolicy
-from provd.wpi.events import ActionRequested, PhoneAnswer, PhoneEvent, Reply
+from provd.wpi.events import ActionRequested, DocumentRefused, PhoneAnswer, PhoneEvent, Reply
 from provd.wpi.model import Action, Item, ItemStatus, Reason, ReplyStatus
-from provd.wpi.respond import answer_item_action
-from provd.wpi.session import PhoneSession, SessionConfig
+from provd.wpi.respond import answer_item_action, answer_write
+from provd.wpi.session import INVALID_NONCE, PhoneSession, SessionConfig
 from provd.wpi.summary import summarize
 
 log = logging.getLogger(__name__)
-
-_BOOTSTRAP = frozenset(
-    {
-        "goto-secure-mode",
-        "dls-client-certificate",
-        "dls-server-ca",
-        "dls-secure-port",
-        "secure-mode-data",
-        "max-pin-retries",
-    }
-)
 
 #: [G p.51] the factory-reset password, the same on every interface.
 FACTORY_RESET_PASSWORD = "124816"  # noqa: S105 - a protocol constant, public in the guide
@@ -129,8 +118,10 @@ class Actions:
         return answer
 
     def _items(self, event: ActionRequested) -> Reply:
-        if event.action is Action.WRITE_ITEMS and not self.busy():
-            outcome = self.book.write(event.items)
+        if event.action is Action.WRITE_ITEMS:
+            reply, outcome = answer_write(event, self.book, busy=self.busy())
+            if outcome is None:
+                return reply
             if outcome.rejected:
                 log_event(
                     log,
@@ -146,14 +137,7 @@ class Actions:
                 self.effects.changed.extend(outcome.changed)
                 if self.hooks is not None:
                     self.hooks.run(outcome.changed)
-            # spec §7.3 step 1: invalid bootstrap material fails the whole reply.
-            bootstrap = any(i.name == "goto-secure-mode" for i in event.items)
-            refused = any(
-                i.status is ItemStatus.INVALID_DATA and i.name in _BOOTSTRAP
-                for i in outcome.rejected
-            )
-            status = ReplyStatus.FAILED if bootstrap and refused else ReplyStatus.ACCEPTED
-            return Reply(status=status, items=outcome.rejected)
+            return reply
         reply = answer_item_action(event, self.book, busy=self.busy())
         if event.action is Action.READ_ALL_ITEMS:
             self.effects.read_all_done = True
@@ -212,7 +196,8 @@ class _Deadline:
 
 
 class _JournalObserver:
-    """Every document that crosses the wire, one debug line each (journal field support)."""
+    """Every document that crosses the wire, one debug line each (journal field support), and
+    a warning for each server document the phone refuses or whose nonce does not match."""
 
     def __init__(self, nonce: str) -> None:
         self._nonce = nonce
@@ -225,6 +210,34 @@ class _JournalObserver:
         if log.isEnabledFor(logging.DEBUG):
             text = summarize(body) if body.strip() else "(empty)"
             log.debug("← HTTP %d %s", status, text, extra={"PROVD_NONCE": self._nonce})
+        if isinstance(event, DocumentRefused):
+            # spec §2.4: another nonce is refused like a broken document (nonce-check=strict),
+            # but has its own id: it may be a server answering another phone's interaction.
+            nonce = event.reason == INVALID_NONCE
+            log_event(
+                log,
+                MessageId.NONCE_MISMATCH if nonce else MessageId.DOCUMENT_REFUSED,
+                "server document refused (%s); ending the interaction with clean-up",
+                event.reason,
+                level=logging.WARNING,
+                nonce=self._nonce,
+                error=event.reason,
+            )
+            return
+        for warning in getattr(event, "warnings", ()):
+            if not warning.startswith("nonce mismatch"):
+                log.warning("%s", warning, extra={"PROVD_NONCE": self._nonce})
+                continue
+            # nonce-check=warn: the mismatch is only reported, the interaction goes on.
+            log_event(
+                log,
+                MessageId.NONCE_MISMATCH,
+                "%s",
+                warning,
+                level=logging.WARNING,
+                nonce=self._nonce,
+                error=warning,
+            )
 
 
 class Exchange:

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
+from provd.wpi.book import WriteOutcome
 from provd.wpi.errors import LocalProtocolError
 from provd.wpi.events import ActionRequested, Reply
 from provd.wpi.model import Action, DLSMessage, Item, ItemStatus, ReplyStatus
-from provd.wpi.respond import answer_item_action
+from provd.wpi.respond import answer_item_action, answer_write
 
 from .itembook import MemoryBook
 
@@ -155,3 +158,47 @@ def test_items_the_codec_marked_invalid_index_reach_the_book_and_come_back_so() 
     read = Item(name="ldap-server-address", status=ItemStatus.INVALID_INDEX)
     reply = answer_item_action(_request(Action.READ_ITEMS, read), book, busy=False)
     assert reply.items == (read,)
+
+
+class _RefusingBook(MemoryBook):
+    """A book that refuses the items named in `bad` as `invalid data`."""
+
+    def __init__(self, *bad: str) -> None:
+        super().__init__()
+        self.bad = bad
+
+    def write(self, items: Sequence[Item]) -> WriteOutcome:
+        rejected = tuple(
+            Item(name=i.name, index=i.index, status=ItemStatus.INVALID_DATA)
+            for i in items
+            if i.name in self.bad
+        )
+        return WriteOutcome(rejected=rejected)
+
+
+def test_a_bootstrap_with_invalid_material_is_answered_failed() -> None:
+    # spec §7.3 step 1: reply-to failed, the offending items `invalid data`.
+    event = _request(
+        Action.WRITE_ITEMS,
+        Item(name="goto-secure-mode", value="nopin"),
+        Item(name="dls-client-certificate", value="garbage"),
+    )
+    reply, outcome = answer_write(event, _RefusingBook("dls-client-certificate"), busy=False)
+    assert reply.status is ReplyStatus.FAILED
+    assert reply.items == (Item(name="dls-client-certificate", status=ItemStatus.INVALID_DATA),)
+    assert outcome is not None
+
+
+def test_an_invalid_plain_item_beside_no_bootstrap_stays_accepted() -> None:
+    event = _request(Action.WRITE_ITEMS, Item(name="sntp-tz-offset", value="x"))
+    reply, _ = answer_write(event, _RefusingBook("sntp-tz-offset"), busy=False)
+    assert reply.status is ReplyStatus.ACCEPTED
+
+
+def test_a_write_while_busy_tries_nothing() -> None:
+    book = _book()
+    reply, outcome = answer_write(
+        _request(Action.WRITE_ITEMS, Item(name="e164", value="1")), book, busy=True
+    )
+    assert (reply, outcome) == (Reply(status=ReplyStatus.BUSY, items=None), None)
+    assert book.written == []
