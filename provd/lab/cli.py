@@ -19,10 +19,10 @@ from typing import TextIO
 
 from provd.lab.contactme import ContactMeError, send_contact_me
 from provd.lab.scenario import ScenarioError, builtin_names, load_scenario
-from provd.lab.secure import split_pin
 from provd.lab.server import DEFAULT_PATH, LabServer
 from provd.lab.story import arrows_for, record_line
 from provd.lab.transcript import Record
+from provd.wpi.bootstrap import split_pin
 
 #: spec §1: the Default Mode port [G p.12].
 DEFAULT_PORT = 18443

@@ -16,7 +16,6 @@ from typing import Literal
 from provd.wpi.contactme import CONTACT_PATH
 
 #: [G p.12, p.14] the phone's contact-me path and port.
-CONTACT_ME_PATH = CONTACT_PATH
 CONTACT_ME_PORT = 8085
 
 
@@ -54,7 +53,7 @@ def send_contact_me(
     parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
     if parts.scheme != "http" or not parts.hostname:
         raise ContactMeError(f"not an http URL: {url!r}")
-    path = parts.path if parts.path not in ("", "/") else CONTACT_ME_PATH
+    path = parts.path if parts.path not in ("", "/") else CONTACT_PATH
     form = (
         dict(fields)
         if fields is not None

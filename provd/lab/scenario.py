@@ -28,7 +28,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from provd.lab.secure import DEFAULT_PIN, PlaceholderError, placeholders, split_pin
+from provd.lab.secure import DEFAULT_PIN, PlaceholderError, placeholders
+from provd.wpi.bootstrap import split_pin
 from provd.wpi.model import Action, Item, Reason
 
 #: The lab's two ports (spec §1, §7): Default Mode and Secure Mode.

@@ -51,12 +51,12 @@ from provd.lab.pki import (
     make_ca,
     utc_now,
 )
+from provd.wpi.bootstrap import split_pin
 from provd.wpi.model import Item
 
 #: A PIN for demos and scenarios that name none: password `1234`, TAN `321`.
 DEFAULT_PIN = "1234321"
 #: [G p.67-68] the TAN is the PIN's last three characters.
-TAN_LENGTH = 3
 #: [G p.31] the server's cleanup-reason for a wrong TAN.
 WRONG_TAN = "wrong TAN from device"
 #: [G p.68] the item the server reads to learn the TAN.
@@ -99,13 +99,6 @@ def placeholders(text: str) -> list[tuple[str, str]]:
             )
         found.append((name, variant))
     return found
-
-
-def split_pin(pin: str) -> tuple[str, str]:
-    """`(password, tan)` of a PIN (spec §7.2); ValueError when too short for both."""
-    if len(pin) <= TAN_LENGTH:
-        raise ValueError(f"a PIN needs more than {TAN_LENGTH} characters (password + TAN)")
-    return pin[:-TAN_LENGTH], pin[-TAN_LENGTH:]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

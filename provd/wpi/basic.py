@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from provd.wpi.contactme import CONTACT_PATH
 from provd.wpi.model import Item, ItemStatus
 
 #: spec §3.2: the order provd sends them in, after the guide's examples
@@ -31,7 +32,6 @@ BASIC_ITEMS: tuple[str, ...] = (
 )
 
 #: [G p.35] contact-me-uri is at most 255 characters.
-CONTACT_ME_PATH = "/contact_dls.html/ContactDLS"
 MAX_CONTACT_ME_URI = 255
 
 
@@ -58,7 +58,7 @@ def contact_me_uri(address: str, port: int) -> str:
     IPv6 addresses are bracketed. Raises ValueError past 255 characters.
     """
     host = f"[{address}]" if ":" in address else address
-    uri = f"http://{host}:{port}{CONTACT_ME_PATH}"
+    uri = f"http://{host}:{port}{CONTACT_PATH}"
     if len(uri) > MAX_CONTACT_ME_URI:
         raise ValueError("contact-me-uri longer than 255 characters")
     return uri

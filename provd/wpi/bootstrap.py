@@ -88,7 +88,7 @@ def split_pin(pin: str) -> tuple[str, str]:
     Raises ValueError for a PIN too short to hold a TAN and a password.
     """
     if len(pin) <= TAN_LENGTH:
-        raise ValueError("the PIN is too short")
+        raise ValueError(f"a PIN needs more than {TAN_LENGTH} characters (password + TAN)")
     return pin[:-TAN_LENGTH], pin[-TAN_LENGTH:]
 
 

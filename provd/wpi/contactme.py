@@ -180,7 +180,7 @@ def split_host_port(target: str) -> tuple[str, int | None]:
         host, _, port_text = target.partition(":")
     else:
         host, port_text = target, ""
-    if not host or (port_text and not port_text.isdigit()):
+    if not host or (port_text and not (port_text.isascii() and port_text.isdigit())):
         raise ValueError(f"{target!r} is not host, host:port or [address]:port")
     port = int(port_text) if port_text else None
     if port is not None and not 1 <= port <= 65535:

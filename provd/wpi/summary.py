@@ -88,7 +88,13 @@ def server_summary(http_status: int, body: bytes) -> str:
     parts = [message.action]
     items = message.items
     if message.known_action is Action.CLEAN_UP:
-        extras = [f"{i.name}={i.value}" for i in items]
+        # Only the two items a CleanUp is for, each cut short: a hostile server
+        # decides what else it carries, and this line goes to the journal.
+        extras = [
+            f"{i.name}={' '.join(i.value.split())[:80]}"
+            for i in items
+            if i.name in ("cleanup-reason", "send-solicited")
+        ]
         return message.action + (f"  ({', '.join(extras)})" if extras else "")
     if message.known_action is None:
         parts[0] += " (unknown action)"

@@ -140,3 +140,20 @@ def test_record_lines_carry_the_interaction_and_notes() -> None:
         note="HTTP 400",
     )
     assert record_line(answer, labels=("P", "S")) == "#0 S  HTTP 400"
+
+
+def test_a_clean_up_summary_shows_only_its_own_items_on_one_short_line() -> None:
+    body = emit_dls(
+        DLSMessage(
+            nonce="AB",
+            action="CleanUp",
+            items=(
+                Item(name="cleanup-reason", value="wrong TAN\nfrom device" + "x" * 500),
+                Item(name="admin-pwd", value="hunter2"),
+            ),
+        )
+    )
+    line = server_summary(200, body)
+    assert "hunter2" not in line and "\n" not in line
+    assert line.startswith("CleanUp  (cleanup-reason=wrong TAN from device")
+    assert len(line) < 120
