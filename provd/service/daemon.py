@@ -114,14 +114,7 @@ class Daemon:
     def _open(self) -> None:
         paths = self.settings.paths
         self.store = ItemStore.open(paths.state_dir)
-        if self.store.recovered_from is not None:
-            log_event(
-                log,
-                MessageId.STORE_RECOVERED,
-                "item store was unreadable and was moved aside to %s; starting from defaults",
-                self.store.recovered_from,
-                level=logging.ERROR,
-            )
+        # A store moved aside is logged by the store itself (STORE_RECOVERED).
         self.secure = SecureStore(paths.secure_dir)
         self.secure_mode = SecureMode(
             self.secure,
@@ -419,6 +412,18 @@ class Daemon:
             peer=request.peer[0],
             redirect=f"{request.redirect[0]}:{request.redirect[1]}" if request.redirect else None,
         )
+        # A refused dls_ip_addr is how phones were taken over (spec §4.1 [B]): say so.
+        if request.redirect_refused:
+            log_event(
+                log,
+                MessageId.CONTACT_ME_REDIRECT_REFUSED,
+                "contact-me from %s: %s; contacting the configured server",
+                request.peer[0],
+                request.reason,
+                level=logging.WARNING,
+                peer=request.peer[0],
+                error=request.reason,
+            )
         self.triggers.contact_me(self.clock(), request.redirect)
 
     def on_hardware(self) -> None:

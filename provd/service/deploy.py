@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from provd.service.journal import MessageId, log_event
 from provd.service.privileged import VERSION_PATTERN, PrivilegedSteps, StepError
 from provd.store.errors import StoreError
 from provd.store.files import FileRefused, FileStore, check_name
@@ -50,11 +51,6 @@ from provd.wpi.model import Item, ItemStatus, ReplyStatus
 
 log = logging.getLogger(__name__)
 
-#: journald MESSAGE_IDs.
-MSG_FILE_DEPLOYED = "d78558c3fafd4df9a15dab235a87695d"
-MSG_FILE_FAILED = "e04c44d3c65945108666970f9d87e08f"
-MSG_SOFTWARE_STAGED = "c88cabf556ad43a5a144f05d55b453b4"
-MSG_SOFTWARE_FAILED = "28074a1ef2d1419b8b8e2e994a280772"
 
 FileAction = Literal["deploy", "delete"]
 _PARTIAL = ".image.partial"  # a dotfile: never a name the server's file could get
@@ -328,17 +324,16 @@ class Deployer:
         when: tuple[str, str] | None,
     ) -> FileResult:
         date, time_ = when or self._now()
-        log.info(
+        log_event(
+            log,
+            MessageId.FILE_DEPLOYED,
             "file %s/%s: %s ok",
             type_,
             name,
             action,
-            extra={
-                "MESSAGE_ID": MSG_FILE_DEPLOYED,
-                "PROVD_FILE_TYPE": type_,
-                "PROVD_FILE_NAME": name,
-                "PROVD_FILE_ACTION": action,
-            },
+            file_type=type_,
+            file_name=name,
+            file_action=action,
         )
         return FileResult(
             index=index, action=action, type=type_, name=name, status="ok", date=date, time=time_
@@ -354,18 +349,19 @@ class Deployer:
             with contextlib.suppress(StoreError):
                 entry = self.files.record_failure(type_, name)
                 date, time_ = entry.date, entry.time
-        log.warning(
+        log_event(
+            log,
+            MessageId.FILE_DEPLOY_FAILED,
             "file %r/%r: %s failed: %s",
             type_,
             name,
             action,
             reason,
-            extra={
-                "MESSAGE_ID": MSG_FILE_FAILED,
-                "PROVD_FILE_TYPE": type_,
-                "PROVD_FILE_NAME": name,
-                "PROVD_FILE_ACTION": action,
-            },
+            level=logging.WARNING,
+            file_type=type_,
+            file_name=name,
+            file_action=action,
+            error=reason,
         )
         return FileResult(
             index=index,
@@ -419,10 +415,12 @@ class Deployer:
             with contextlib.suppress(OSError):
                 image.unlink()
             return self._sw_failed(f"installer check refused the image: {check.detail}")
-        log.info(
+        log_event(
+            log,
+            MessageId.SOFTWARE_STAGED,
             "software image %s staged and checked; installing after CleanUp",
             image.name,
-            extra={"MESSAGE_ID": MSG_SOFTWARE_STAGED, "PROVD_SOFTWARE_VERSION": version},
+            software_version=version,
         )
         pending = PendingInstall(
             image=image,
@@ -442,8 +440,13 @@ class Deployer:
                 requested_by=pending.requested_by,
             )
         except StepError as exc:
-            log.error(
-                "software install not requested: %s", exc, extra={"MESSAGE_ID": MSG_SOFTWARE_FAILED}
+            log_event(
+                log,
+                MessageId.SOFTWARE_DEPLOY_FAILED,
+                "software install not requested: %s",
+                exc,
+                level=logging.ERROR,
+                error=f"install not requested: {exc}",
             )
             return False
         return True
@@ -488,7 +491,12 @@ class Deployer:
         return image
 
     def _sw_failed(self, reason: str, items: tuple[Item, ...] = ()) -> SoftwareAnswer:
-        log.warning(
-            "SoftwareDeployment failed: %s", reason, extra={"MESSAGE_ID": MSG_SOFTWARE_FAILED}
+        log_event(
+            log,
+            MessageId.SOFTWARE_DEPLOY_FAILED,
+            "SoftwareDeployment failed: %s",
+            reason,
+            level=logging.WARNING,
+            error=reason,
         )
         return SoftwareAnswer(reply=Reply(status=ReplyStatus.FAILED, items=items), reason=reason)

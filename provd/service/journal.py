@@ -57,9 +57,13 @@ _NAMED_VALUE = re.compile(
 
 
 class MessageId(StrEnum):
-    """Stable journal MESSAGE_IDs, one per kind of event; each has an entry in provd.catalog.
+    """Stable journal MESSAGE_IDs of the events `provd/service/` logs, one per kind of event.
 
     Generated once with uuid4 and never changed: field support and scripts match on them.
+    The adapters (store, ui), which may not import this module, keep their own `MSG_*`
+    constants; an event both layers log has one id, spelled alike in both places
+    (`STORE_RECOVERED` is `provd.store.items.MSG_STORE_RECOVERED`). Every id, here or there,
+    has an entry in systemd/provd.catalog (tests/unit/test_message_ids.py keeps them in step).
     """
 
     STARTED = "bc585dbc32104a658091c11b68cb3635"
@@ -86,16 +90,18 @@ class MessageId(StrEnum):
     TRUST_ANY = "292f1ec7271940e3a6e6d6a33bfe0209"
     CERTIFICATE_EXPIRING = "928d7c1421194fe8a395053e91f84de0"
     STORE_RECOVERED = "4615acdf0c6745849e277b668dae67be"
-    HOOK_FAILED = "378b08e7332d429bb6c1fa95532acf23"
     SECURE_PENDING = "ff5394a979894cd9837f7311e33a4e72"
     SECURE_PIN_PROMPT = "45372590b2214ca49bab48541148afa3"
     SECURE_PIN_WRONG = "c63dc803471f4f4aba536266da56520e"
     SECURE_RETRIES_EXCEEDED = "c9253725ef0a452d906f4e460e6e0e4d"
     SECURE_COMMITTED = "250a53f2464a43ab81b2a788c66ad95a"
     SECURE_TAN_WRONG = "dd008210a68b4a0583a018d4be46a81c"
-    FILE_DEPLOYED = "00cb14ee4fda41b58c95f48a7304321c"
-    FILE_DEPLOY_FAILED = "07dd19aa248b4607a47bf7cf2cd0c75f"
-    SOFTWARE_DEPLOYMENT = "43a2a5c008994a258f6da80a50f63595"
+    FILE_DEPLOYED = "d78558c3fafd4df9a15dab235a87695d"
+    FILE_DEPLOY_FAILED = "e04c44d3c65945108666970f9d87e08f"
+    SOFTWARE_STAGED = "c88cabf556ad43a5a144f05d55b453b4"
+    SOFTWARE_DEPLOY_FAILED = "28074a1ef2d1419b8b8e2e994a280772"
+    PRIVILEGED_STEP_REQUESTED = "e7e4da542a834e8e85c3ff7af6fbc434"
+    IMAGE_CHECK_FAILED = "ff2c013d367e42bc85d6a1d5b6a86a17"
     RESTART = "1bb349670202484e84e2257f55c07f44"
     FACTORY_RESET = "c4c95675f4e1433ba8ae9f088b95d40b"
 

@@ -44,13 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from provd.service.journal import MessageId, log_event
 from provd.store.fsutil import atomic_write
 
 log = logging.getLogger(__name__)
-
-#: journald MESSAGE_IDs.
-MSG_STEP_REQUESTED = "e7e4da542a834e8e85c3ff7af6fbc434"
-MSG_CHECK_FAILED = "ff2c013d367e42bc85d6a1d5b6a86a17"
 
 REBOOT = "reboot"
 INSTALL = "install"
@@ -158,15 +155,14 @@ class PrivilegedSteps:
             atomic_write(path, json.dumps(request, sort_keys=True).encode() + b"\n", mode=0o640)
         except OSError as exc:
             raise StepError(f"cannot write the {file} request: {exc.strerror}") from exc
-        log.info(
+        log_event(
+            log,
+            MessageId.PRIVILEGED_STEP_REQUESTED,
             "requested %s (request %s)",
             what,
             request_id,
-            extra={
-                "MESSAGE_ID": MSG_STEP_REQUESTED,
-                "PROVD_REQUEST": what,
-                "PROVD_REQUEST_ID": request_id,
-            },
+            request=what,
+            request_id=request_id,
         )
         return path
 
@@ -203,5 +199,12 @@ class PrivilegedSteps:
         return CheckResult(True, tail)
 
     def _failed(self, detail: str) -> CheckResult:
-        log.warning("image check failed: %s", detail, extra={"MESSAGE_ID": MSG_CHECK_FAILED})
+        log_event(
+            log,
+            MessageId.IMAGE_CHECK_FAILED,
+            "image check failed: %s",
+            detail,
+            level=logging.WARNING,
+            error=detail,
+        )
         return CheckResult(False, detail)

@@ -50,7 +50,7 @@ _SERVICE_ONLY = frozenset(
     {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"}
 )
 
-#: journald MESSAGE_IDs.
+#: journald MESSAGE_IDs (each explained in systemd/provd.catalog).
 MSG_HOOK_FAILED = "489e6e57c1cf448ab26c7f7c7b6e7896"
 MSG_HOOK_RAN = "5e77e79fee084816beed654afd27708c"
 
@@ -128,7 +128,7 @@ class ApplyHooks:
                 "apply hooks: cannot list %s: %s",
                 self._dir,
                 exc.strerror,
-                extra={"MESSAGE_ID": MSG_HOOK_FAILED},
+                extra={"MESSAGE_ID": MSG_HOOK_FAILED, "PROVD_EVENT": "hook-failed"},
             )
             return []
         # A hook must not talk to systemd as if it were provd (sd_notify, watchdog).
@@ -184,7 +184,11 @@ class ApplyHooks:
                 "apply hook %s done (%d changed items)",
                 result.hook.name,
                 count,
-                extra={"MESSAGE_ID": MSG_HOOK_RAN, "PROVD_HOOK": str(result.hook)},
+                extra={
+                    "MESSAGE_ID": MSG_HOOK_RAN,
+                    "PROVD_EVENT": "hook-ran",
+                    "PROVD_HOOK": str(result.hook),
+                },
             )
             return
         if result.error is not None:
@@ -204,7 +208,11 @@ class ApplyHooks:
             result.hook.name,
             what,
             shown,
-            extra={"MESSAGE_ID": MSG_HOOK_FAILED, "PROVD_HOOK": str(result.hook)},
+            extra={
+                "MESSAGE_ID": MSG_HOOK_FAILED,
+                "PROVD_EVENT": "hook-failed",
+                "PROVD_HOOK": str(result.hook),
+            },
         )
 
 

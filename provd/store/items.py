@@ -69,8 +69,9 @@ DB_NAME = "items.db"
 LOCK_NAME = "items.db.lock"
 _BUILD_NAME = "items.db.new"
 
-#: journald MESSAGE_IDs, one per kind of event.
-MSG_STORE_RECOVERED = "9afbcffbecbc43de8db2a3f2716783d3"
+#: journald MESSAGE_IDs, one per kind of event (each explained in systemd/provd.catalog).
+#: STORE_RECOVERED is also provd.service.journal.MessageId.STORE_RECOVERED: one event, one id.
+MSG_STORE_RECOVERED = "4615acdf0c6745849e277b668dae67be"
 MSG_STORE_COMMIT_FAILED = "bf0c7193f2d54afb9d4cde360404873b"
 MSG_STORE_MIGRATED = "4a8ca855218041a89532e76af48f6631"
 
@@ -373,7 +374,7 @@ class ItemStore:
                 what,
                 count,
                 exc,
-                extra={"MESSAGE_ID": MSG_STORE_COMMIT_FAILED},
+                extra={"MESSAGE_ID": MSG_STORE_COMMIT_FAILED, "PROVD_EVENT": "store-commit-failed"},
             )
             raise StoreError(f"item store: {what} failed: {exc}") from exc
 
@@ -410,7 +411,7 @@ def _log_migrated(from_version: int, to_version: int) -> None:
         "item store: schema migrated from version %d to %d",
         from_version,
         to_version,
-        extra={"MESSAGE_ID": MSG_STORE_MIGRATED},
+        extra={"MESSAGE_ID": MSG_STORE_MIGRATED, "PROVD_EVENT": "store-migrated"},
     )
 
 
@@ -422,6 +423,7 @@ def _log_recovered(path: Path, reason: str, aside: Path) -> None:
         aside.name,
         extra={
             "MESSAGE_ID": MSG_STORE_RECOVERED,
+            "PROVD_EVENT": "store-recovered",
             "PROVD_STORE_PATH": str(path),
             "PROVD_STORE_ASIDE": str(aside),
         },

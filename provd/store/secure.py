@@ -35,7 +35,7 @@ from provd.store.fsutil import atomic_write, fsync_directory, is_temporary
 
 log = logging.getLogger(__name__)
 
-#: journald MESSAGE_IDs.
+#: journald MESSAGE_IDs (each explained in systemd/provd.catalog).
 MSG_SECURE_MODE_FIXED = "071299654631466389c183a1ebbf3aea"
 MSG_SECURE_UNREADABLE = "3cf5b79b7550439aac647fd085172e16"
 
@@ -105,7 +105,11 @@ class SecureStore:
             what,
             path,
             shown,
-            extra={"MESSAGE_ID": MSG_SECURE_MODE_FIXED, "PROVD_PATH": str(path)},
+            extra={
+                "MESSAGE_ID": MSG_SECURE_MODE_FIXED,
+                "PROVD_EVENT": "secure-store-mode-fixed",
+                "PROVD_PATH": str(path),
+            },
         )
 
     @property
@@ -246,6 +250,10 @@ class SecureStore:
         log.error(
             "secure store: %s has unexpected content",
             name,
-            extra={"MESSAGE_ID": MSG_SECURE_UNREADABLE, "PROVD_SECURE_FILE": name},
+            extra={
+                "MESSAGE_ID": MSG_SECURE_UNREADABLE,
+                "PROVD_EVENT": "secure-store-unreadable",
+                "PROVD_SECURE_FILE": name,
+            },
         )
         raise StoreError(f"secure store: {name} has unexpected content")

@@ -83,6 +83,7 @@ class ContactMeRequest:
     peer: tuple[str, int]
     redirect: tuple[str, int] | None
     reason: str
+    redirect_refused: bool = False
 
 
 @dataclass(slots=True)
@@ -372,7 +373,10 @@ class ContactMeListener:
         if decision.solicited:
             self.stats.contacts += 1
             request = ContactMeRequest(
-                peer=conn.peer, redirect=decision.redirect, reason=decision.reason
+                peer=conn.peer,
+                redirect=decision.redirect,
+                redirect_refused=decision.redirect_refused,
+                reason=decision.reason,
             )
             try:
                 self._on_contact(request)

@@ -28,8 +28,9 @@ from provd.ui.entry import EntryOutcome, PinEntry
 
 log = logging.getLogger(__name__)
 
-#: journald MESSAGE_IDs, one per kind of event.
-MSG_PIN_PROMPT = "ad72bf99589e4fcbb1aec6a84fd6b44f"
+#: journald MESSAGE_IDs, one per kind of event (each explained in systemd/provd.catalog).
+#: A prompt being shown is the service's event (MessageId.SECURE_PIN_PROMPT, logged by the
+#: caller), so the driver notes it at debug level only: one event, one id.
 MSG_PIN_RESULT = "f92dfd8122bc49cab661b4e75df0ab59"
 MSG_UI_LOST = "68be1f4a051746a1800b9461a50c9062"
 
@@ -70,11 +71,11 @@ class PromptDriver:
         self._entry = PinEntry.for_prompt(prompt)
         self._generation += 1
         self._restart_timer()
-        log.info(
+        log.debug(
             "PIN prompt shown on %s (attempts left: %s)",
             self.name,
             "-" if prompt.attempts_left is None else prompt.attempts_left,
-            extra={"MESSAGE_ID": MSG_PIN_PROMPT, "PROVD_UI_DRIVER": self.name},
+            extra={"PROVD_UI_DRIVER": self.name},
         )
         self._draw_prompt(prompt, self._entry.masked())
 
@@ -137,6 +138,7 @@ class PromptDriver:
             type(result).__name__,  # the class name only: PinEntered carries the PIN
             extra={
                 "MESSAGE_ID": MSG_PIN_RESULT,
+                "PROVD_EVENT": "pin-prompt-ended",
                 "PROVD_UI_DRIVER": self.name,
                 "PROVD_UI_RESULT": type(result).__name__,
             },
@@ -150,7 +152,11 @@ class PromptDriver:
             "UI %s lost: %s",
             self.name,
             reason,
-            extra={"MESSAGE_ID": MSG_UI_LOST, "PROVD_UI_DRIVER": self.name},
+            extra={
+                "MESSAGE_ID": MSG_UI_LOST,
+                "PROVD_EVENT": "ui-lost",
+                "PROVD_UI_DRIVER": self.name,
+            },
         )
         self._finish(PinCancelled())
         raise UiError(f"{self.name}: {reason}")

@@ -60,6 +60,8 @@ class ContactMeDecision:
     status: int
     solicited: bool = False
     redirect: tuple[str, int] | None = None
+    #: A `dls_ip_addr` was given and not followed (not allowed, Secure Mode, bad port).
+    redirect_refused: bool = False
     reason: str = ""
 
 
@@ -124,7 +126,10 @@ def decide(
     if contact.lower() != "true":
         return ContactMeDecision(status=204, reason="ContactMe is not true: nothing queued")
     redirect, note = _redirect(fields, allow_redirect, secure_mode)
-    return ContactMeDecision(status=204, solicited=True, redirect=redirect, reason=note)
+    not_followed = redirect is None and bool(fields.get("dls_ip_addr", "").strip())
+    return ContactMeDecision(
+        status=204, solicited=True, redirect=redirect, redirect_refused=not_followed, reason=note
+    )
 
 
 def _fields(text: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Journal logging: secrets redacted everywhere, MESSAGE_IDs stable and in the catalog."""
+"""Journal logging: secrets redacted everywhere, MESSAGE_IDs stable (catalog: test_message_ids)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import io
 import logging
 import os
 import re
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,9 +27,6 @@ from provd.service.journal import (
     under_journal,
 )
 from provd.wpi.model import Item, ItemStatus
-
-ROOT = Path(__file__).resolve().parents[3]
-CATALOG = ROOT / "systemd" / "provd.catalog"
 
 log = logging.getLogger("provd.test.journal")
 
@@ -394,14 +389,7 @@ def test_invocation_id_means_the_journal_when_its_socket_exists(tmp_path: Path) 
     assert under_journal(env, io.StringIO(), socket_path)
 
 
-# --- MESSAGE_IDs and the catalog ----------------------------------------------------------------
-
-
-def catalog_entries() -> dict[str, str]:
-    """`-- <id>` → entry text, from systemd/provd.catalog."""
-    text = CATALOG.read_text()
-    parts = re.split(r"(?m)^-- ([0-9a-f]{32})\n", text)
-    return dict(zip(parts[1::2], parts[2::2], strict=True))
+# --- MESSAGE_IDs (the catalog, both ways: tests/unit/test_message_ids.py) --------------------
 
 
 def test_message_ids_are_unique_128_bit_ids() -> None:
@@ -410,37 +398,3 @@ def test_message_ids_are_unique_128_bit_ids() -> None:
     for value in values:
         assert re.fullmatch(r"[0-9a-f]{32}", value)
         assert uuid.UUID(value).version == 4
-
-
-def test_every_message_id_has_a_catalog_entry_and_every_entry_an_id() -> None:
-    entries = catalog_entries()
-    assert set(entries) == {member.value for member in MessageId}
-    assert len(entries) == len(MessageId)  # no id twice in the catalog
-
-
-@pytest.mark.parametrize("member", list(MessageId), ids=lambda m: m.name)
-def test_catalog_entry_says_what_happened(member: MessageId) -> None:
-    entry = catalog_entries()[member.value]
-    headers, _, body = entry.partition("\n\n")
-    fields = dict(line.split(": ", 1) for line in headers.splitlines())
-    assert set(fields) == {"Subject", "Defined-By", "Support"}
-    assert fields["Defined-By"] == "provd"
-    assert len(body.split()) >= 15  # an explanation, not a placeholder
-
-
-def test_journalctl_accepts_the_catalog(tmp_path: Path) -> None:
-    journalctl = shutil.which("journalctl")
-    if journalctl is None:
-        pytest.skip("journalctl is not installed")
-    catalog_dir = tmp_path / "usr" / "lib" / "systemd" / "catalog"
-    catalog_dir.mkdir(parents=True)
-    shutil.copy(CATALOG, catalog_dir / "provd.catalog")
-    subprocess.run([journalctl, f"--root={tmp_path}", "--update-catalog"], check=True)
-    listed = subprocess.run(
-        [journalctl, f"--root={tmp_path}", "--list-catalog"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    ids = {line.split()[0] for line in listed.splitlines() if line.strip()}
-    assert ids == {member.value for member in MessageId}

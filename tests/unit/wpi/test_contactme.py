@@ -212,3 +212,23 @@ def test_a_redirect_to_an_allowed_host_on_another_port_is_not_taken() -> None:
     )
     assert decision.solicited and decision.redirect is None
     assert "not in allow-redirect" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("query", "allow", "secure", "refused"),
+    [
+        ("ContactMe=true&dls_ip_addr=10.0.0.9", [], False, True),
+        ("ContactMe=true&dls_ip_addr=10.0.0.9&dls_ip_port=x", ["10.0.0.9"], False, True),
+        ("ContactMe=true&dls_ip_addr=10.0.0.9", ["10.0.0.9"], True, True),
+        ("ContactMe=true&dls_ip_addr=10.0.0.9", ["10.0.0.9"], False, False),
+        ("ContactMe=true", [], False, False),
+    ],
+)
+def test_a_redirect_not_followed_is_flagged_for_the_journal(
+    query: str, allow: list[str], secure: bool, refused: bool
+) -> None:
+    decision = decide(
+        "GET", CONTACT_PATH, query, None, b"", allow_redirect=allow, secure_mode=secure
+    )
+    assert decision.solicited
+    assert decision.redirect_refused is refused
