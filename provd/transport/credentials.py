@@ -238,7 +238,7 @@ def parse_pin(secure_mode_data: str, password: str, now: datetime.datetime) -> C
     Raises `WrongPin` when the password fails the archive's integrity check, and
     `InvalidMaterial` (naming `secure-mode-data`) when the material itself is bad.
     """
-    raw, pfx = _pin_archive(secure_mode_data)
+    raw, pfx = _pin_archive(secure_mode_data, check_empty=False)
     try:
         secret = bmp_password(password)
     except UnicodeEncodeError:  # lone surrogates: no keypad types them, no archive has them
@@ -466,12 +466,16 @@ def _check_validity(cert: x509.Certificate, now: datetime.datetime) -> None:
 # -- the archive before the PIN (its structure and MAC: provd.transport.pkcs12) ----------------
 
 
-def _pin_archive(secure_mode_data: str) -> tuple[bytes, Pfx]:
+def _pin_archive(secure_mode_data: str, *, check_empty: bool = True) -> tuple[bytes, Pfx]:
+    """The archive and its outer structure. `check_empty` also refuses one that opens
+    with an empty password: done once, when the material arrives (`check_pin_material`),
+    not at every PIN attempt, where two more key derivations of up to 2**20 iterations
+    each would block the daemon's loop."""
     try:
         raw = _decode_base64(secure_mode_data)
         pfx = read_pfx(raw)
         # OpenSSL tries both empty passwords: absent (no bytes) and "" (the terminator).
-        if pfx.mac_matches(b"") or pfx.mac_matches(b"\0\0"):
+        if check_empty and (pfx.mac_matches(b"") or pfx.mac_matches(b"\0\0")):
             raise _Refused("opens with an empty password, so no PIN can open it")
     except (_Refused, Pkcs12Error) as exc:
         raise InvalidMaterial((SECURE_MODE_DATA,), exc.reason) from None
