@@ -258,12 +258,8 @@ class UdevRule:
 class UdevSettings:
     """Hot-plug inventory (spec §3.5); no rules, no inventory changes."""
 
-    subsystems: tuple[str, ...] = ()
+    # The monitor listens to the subsystems the rules name (provd.hw.inventory).
     rules: tuple[UdevRule, ...] = ()
-
-    def monitored_subsystems(self) -> tuple[str, ...]:
-        """`subsystems`, or when empty the subsystems the rules name."""
-        return self.subsystems or tuple(sorted({rule.subsystem for rule in self.rules}))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
