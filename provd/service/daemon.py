@@ -16,7 +16,7 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from provd.store.items import Change, ItemStore
 from provd.store.secure import SecureStore
 from provd.transport.contactme import ContactMeListener, ContactMeRequest
 from provd.transport.tls import TrustPolicy
-from provd.wpi.basic import BASIC_ITEMS, basic_items, contact_me_uri, local_changes_items
+from provd.wpi.basic import basic_items, contact_me_uri, local_changes_items
 from provd.wpi.codec import Limits
 from provd.wpi.model import Action, Item, Reason
 from provd.wpi.nonce import NonceCheck, new_nonce
@@ -229,9 +229,11 @@ class Daemon:
         values.update(self.secure_mode.live_values())
         return values
 
-    def basic_values(self) -> dict[str, str | None]:
-        """The values of the basic items (spec §3.2), None where the phone has none."""
-        return self.book.values_of(BASIC_ITEMS)
+    def first_items(self, extra: Sequence[Item] = ()) -> list[Item]:
+        """The basic items of a first message (spec §3.2), in the catalog's `basic`
+        order (an integrator's drop-in may change it), then `extra`."""
+        names = [spec.name for spec in self.catalog.basic_items()]
+        return basic_items(self.book.values_of(names), extra, names)
 
     def trust_policy(self) -> TrustPolicy:
         tls = self.settings.tls
@@ -293,7 +295,7 @@ class Daemon:
         self.exchange = Exchange(
             reason=started.reason,
             nonce=nonce,
-            items=basic_items(self.basic_values(), extra),
+            items=self.first_items(extra),
             endpoint=endpoint,
             actions=self.actions(),
             config=SessionConfig(

@@ -15,7 +15,6 @@ from urllib.parse import quote, urlsplit
 from provd.service.exchange import Effects
 from provd.service.settings_model import DefaultTrust
 from provd.transport.tls import TrustPolicy
-from provd.wpi.basic import basic_items
 from provd.wpi.events import ActionRequested, PhoneAnswer
 from provd.wpi.model import Item
 
@@ -72,7 +71,7 @@ class Deployment:
         self.daemon.hooks.run([(f"file:{r.type}/{quote(r.name, safe='')}", None) for r in results])
 
     def file_deployment(self, event: ActionRequested, effects: Effects) -> PhoneAnswer | None:
-        basic = basic_items(self.daemon.basic_values())
+        basic = self.daemon.first_items()
         return self.deployer.file_deployment(event.items, basic_items=basic)
 
     def software_deployment(self, event: ActionRequested, effects: Effects) -> PhoneAnswer | None:

@@ -35,14 +35,18 @@ BASIC_ITEMS: tuple[str, ...] = (
 MAX_CONTACT_ME_URI = 255
 
 
-def basic_items(values: Mapping[str, str | None], extra: Sequence[Item] = ()) -> list[Item]:
-    """The basic items in spec order, then `extra`.
+def basic_items(
+    values: Mapping[str, str | None],
+    extra: Sequence[Item] = (),
+    names: Sequence[str] = BASIC_ITEMS,
+) -> list[Item]:
+    """The basic items `names` (spec order by default), then `extra`.
 
     A basic item the phone cannot deliver (None or absent) is sent empty with
     `status="failed"` [G p.33]; an empty string is a value (an empty `e164`).
     """
     items = []
-    for name in BASIC_ITEMS:
+    for name in names:
         value = values.get(name)
         if value is None:
             items.append(Item(name=name, status=ItemStatus.FAILED))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+from pathlib import Path
 
 from provd.lab.server import LabServer
 from provd.wpi.basic import BASIC_ITEMS
@@ -115,3 +116,18 @@ def test_start_up_runs_the_servers_read_all_and_write(
     assert phone.get("sntp-addr", "e164") == {"sntp-addr": "ntp.example.com", "e164": "49897223290"}
     # spec §7.4: the first server that completes an interaction is pinned.
     assert phone.status()["trust_pin"] == lab.server_pin
+
+
+def test_an_integrators_catalog_drop_in_adds_a_basic_item(
+    labs: LabFactory, phones: PhoneFactory, tmp_path: Path
+) -> None:
+    # config/items.toml: the first message carries the items with a `basic` position,
+    # in that order; a drop-in may add one (here after the spec's fourteen).
+    dropins = tmp_path / "items.d"
+    dropins.mkdir()
+    (dropins / "50-basic.toml").write_text('[item."sntp-addr"]\nbasic = 15\n', encoding="utf-8")
+    lab = labs("basic")
+    phone = phones(lab, settings={"paths.catalog-dropins": dropins}).start()
+    assert phone.wait_interaction(Reason.START_UP) == "completed"
+    names = [item.name for item in first_message(lab, 1).items]
+    assert names == [*SPEC_BASIC_ORDER, "sntp-addr"]
