@@ -47,19 +47,24 @@ help:
 
 # dpkg-query answers "install ok installed" (or "hold ok installed") for an installed package;
 # apt-get runs only when something is missing, so this is quick and offline otherwise.
+# $(call apt_install_missing,TARGET,PACKAGES)
+define apt_install_missing
+missing=(); \
+for pkg in $(2); do \
+	status=$$(dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null || true); \
+	case "$$status" in *" ok installed") ;; *) missing+=("$$pkg") ;; esac; \
+done; \
+if (( $${#missing[@]} )); then \
+	echo "$(1): installing $${missing[*]}"; \
+	sudo=(); if [[ $$(id -u) -ne 0 ]]; then sudo=(sudo); fi; \
+	"$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
+	"$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends "$${missing[@]}"; \
+fi
+endef
+
 deps:
-	@missing=(); \
-	for pkg in $(DEBIAN_PACKAGES); do \
-		status=$$(dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null || true); \
-		case "$$status" in *" ok installed") ;; *) missing+=("$$pkg") ;; esac; \
-	done; \
-	if (( $${#missing[@]} )); then \
-		echo "deps: installing $${missing[*]}"; \
-		sudo=(); if [[ $$(id -u) -ne 0 ]]; then sudo=(sudo); fi; \
-		"$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
-		"$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -q --no-install-recommends "$${missing[@]}"; \
-	fi
+	@$(call apt_install_missing,deps,$(DEBIAN_PACKAGES))
 
 venv: $(VENV_STAMP)
 
@@ -136,18 +141,7 @@ E2E_TIMEOUT ?= 15m
 .PHONY: deb-deps deb lintian security e2e-image e2e
 
 deb-deps:
-	@missing=(); \
-	for pkg in $(DEB_PACKAGES) $(E2E_PACKAGES); do \
-		status=$$(dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null || true); \
-		case "$$status" in *" ok installed") ;; *) missing+=("$$pkg") ;; esac; \
-	done; \
-	if (( $${#missing[@]} )); then \
-		echo "deb-deps: installing $${missing[*]}"; \
-		sudo=(); if [[ $$(id -u) -ne 0 ]]; then sudo=(sudo); fi; \
-		"$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
-		"$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -q --no-install-recommends "$${missing[@]}"; \
-	fi
+	@$(call apt_install_missing,deb-deps,$(DEB_PACKAGES) $(E2E_PACKAGES))
 
 deb: $(DEB_FILE)
 
