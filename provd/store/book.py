@@ -117,15 +117,10 @@ class CatalogBook:
 
     def value_of(self, name: str, index: int | None = None) -> str | None:
         """The value the phone reports for `name` (at `index`), or None if it has none."""
+        if index is None:
+            return self.values_of([name])[name]
         spec = self._catalog.get(name)
-        if spec is None:
-            return None
-        if index is None and not spec.indexed:
-            live = self._live().get(name)
-            if live is not None:
-                return live
-        stored = self._store.get(name, index)
-        return stored if stored is not None else spec.default
+        return None if spec is None else self._resolve(spec, index, None)
 
     def values_of(self, names: Iterable[str]) -> dict[str, str | None]:
         """`value_of` for several scalar items, reading the live values once (they
@@ -134,12 +129,19 @@ class CatalogBook:
         values: dict[str, str | None] = {}
         for name in names:
             spec = self._catalog.get(name)
-            value = live.get(name) if spec is not None and not spec.indexed else None
-            if value is None and spec is not None:
-                stored = self._store.get(name)
-                value = stored if stored is not None else spec.default
-            values[name] = value
+            values[name] = None if spec is None else self._resolve(spec, None, live)
         return values
+
+    def _resolve(
+        self, spec: ItemSpec, index: int | None, live: Mapping[str, str] | None
+    ) -> str | None:
+        """The phone's value: live (scalars), else stored, else the catalog default."""
+        if live is not None and index is None and not spec.indexed:
+            value = live.get(spec.name)
+            if value is not None:
+                return value
+        stored = self._store.get(spec.name, index)
+        return stored if stored is not None else spec.default
 
     def read_all(self) -> tuple[Item, ...]:
         """Every readable item: certificates, write-only and unsupported items left out
@@ -196,11 +198,7 @@ class CatalogBook:
                 found = _instances(spec, grouped.get(spec.name, {}))
                 answer.extend(found or [_empty(request, ItemStatus.FAILED)])
                 continue
-            value = live.get(spec.name) if request.index is None else None
-            if value is None:
-                value = self._store.get(spec.name, request.index)
-            if value is None:
-                value = spec.default
+            value = self._resolve(spec, request.index, live)
             if value is None:
                 answer.append(_empty(request, ItemStatus.FAILED))
             else:

@@ -309,7 +309,7 @@ def test_int_range_check_agrees_with_arithmetic(number: int) -> None:
 
 @given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=8))
 def test_control_character_rule_is_the_codecs(text: str) -> None:
-    # validate.py keeps a faster copy of codec.is_xml_text; they must agree.
+    # Validation refuses exactly what the codec cannot emit.
     spec = ItemSpec(name="s", type=ItemType.STRING)
     assert check_value(spec, text) == is_xml_text(text)
 
