@@ -19,7 +19,8 @@ spec §7.4: a client certificate issued by the lab's client CA is required; the
 subject of the one verified is recorded). Both present the server certificate
 of the lab CA, which is the `dls-server-ca` the bootstrap material names.
 `restart_secure(pki)` puts another server certificate on the secure port (a
-server the phone must refuse). File serving (spec §6) will add GET paths.
+server the phone must refuse). Files for deployments (spec §6) are served by
+`provd.lab.fileserver` beside it; here GET answers 404.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(answer)
 
     def do_GET(self) -> None:
-        # File serving over HTTPS (spec §6.1) comes with the deployment issue.
+        # Only the XML channel lives here; files: provd.lab.fileserver.
         self._reply(Answer(status=404))
 
     def _cookie(self) -> str | None:
@@ -124,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        if answer.body and self.command != "HEAD":
+        if answer.body:
             self.wfile.write(answer.body)
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -86,7 +86,7 @@ def write_settings(directory: Path, lab: LabServer, *, interactive: bool) -> Pat
         f"""# The demo phone: everything on loopback, everything in {directory.name}/.
 [server]
 url = "{lab.url}"
-secure-port = {lab.secure_port or 18444}
+secure-port = {lab.secure_port}
 
 [paths]
 state-dir = "{directory / "state"}"
