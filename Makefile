@@ -27,7 +27,8 @@ DEBIAN_PACKAGES := \
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help deps venv test lint typecheck check demo bench format clean distclean
+.PHONY: help deps venv test lint typecheck check demo bench proof proof-short format clean \
+	distclean
 
 help:
 	@echo "make deps       install missing Debian packages (apt-get, only when missing)"
@@ -38,6 +39,8 @@ help:
 	@echo "make check      lint + typecheck + test"
 	@echo "make demo       a phone session against the lab server over loopback TLS (DEMO_ARGS=...)"
 	@echo "make bench      run bench/bench_*.py and print their figures"
+	@echo "make proof      every proof suite at full scale; rewrites docs/proof.md (about 30 min)"
+	@echo "make proof-short  proof suites 1-6 at CI scale; writes build/proof-short.md"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make deb        build dist/provd_<version>_all.deb (docs/integrators.md)"
 	@echo "make lintian    lintian --fail-on error,warning on the package"
@@ -98,6 +101,19 @@ bench: deps
 	@shopt -s nullglob; benches=(bench/bench_*.py); \
 	if (( ! $${#benches[@]} )); then echo "bench: no bench/bench_*.py yet"; exit 0; fi; \
 	for b in "$${benches[@]}"; do echo "== $$b"; $(PYTHON) "$$b"; done
+
+# The proof suites (bench/proof, issue 8) run on the venv's python: Debian's python3 with its
+# packages, plus the fuzzer of $(DEV_PINS). Suite 6 starts a private systemd-journald.
+PROOF_PACKAGES := systemd util-linux openssl
+PROOF_ARGS ?=
+
+proof: venv
+	@$(call apt_install_missing,proof,$(PROOF_PACKAGES))
+	$(VENV)/bin/python -m bench.proof --scale full --out docs/proof.md $(PROOF_ARGS)
+
+proof-short: venv
+	@$(call apt_install_missing,proof-short,$(PROOF_PACKAGES))
+	$(VENV)/bin/python -m bench.proof --scale short --out build/proof-short.md $(PROOF_ARGS)
 
 # Format first: then whatever `ruff check --fix` cannot fix is the last thing printed.
 format: venv
