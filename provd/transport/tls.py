@@ -188,6 +188,9 @@ def make_context(policy: TrustPolicy) -> SSL.Context:
         ctx.set_verify(SSL.VERIFY_NONE, None)
     if policy.mode == "secure":
         _use_client_certificate(ctx, policy)
+        # spec §7: Secure Mode is mutual TLS. A secure port that never asks for the
+        # phone's certificate is not the provisioning server the phone was bound to.
+        ctx.set_info_callback(_note_state)
     return ctx
 
 
@@ -232,11 +235,23 @@ def _dns_matches(pattern: str, name: str) -> bool:
 
 
 class _VerifyNote:
-    """Per-connection record of the first certificate error OpenSSL found."""
+    """Per-connection record of the first certificate error OpenSSL found, and whether
+    the server asked for the phone's certificate."""
 
     def __init__(self) -> None:
         self.error: int | None = None
         self.depth = 0
+        self.certificate_requested = False
+
+
+#: OpenSSL's state after a CertificateRequest, in TLS 1.2 and 1.3 alike.
+_CERTIFICATE_REQUEST_READ = b"SSLv3/TLS read server certificate request"
+
+
+def _note_state(conn: SSL.Connection, where: int, ret: int) -> None:
+    note = conn.get_app_data()
+    if isinstance(note, _VerifyNote) and conn.get_state_string() == _CERTIFICATE_REQUEST_READ:
+        note.certificate_requested = True
 
 
 def _note_verify_result(
@@ -296,6 +311,15 @@ def handshake(
             )
         if policy.check_name and not certificate_names_host(cert, host):
             raise TransportError("tls", f"server certificate of {where} does not name {host}")
+        note = conn.get_app_data()
+        if policy.mode == "secure" and not (
+            isinstance(note, _VerifyNote) and note.certificate_requested
+        ):
+            raise TransportError(
+                "tls",
+                f"{where} did not ask for the phone's certificate: refused in Secure Mode",
+                peer_spki_sha256=spki,
+            )
     except TransportError:
         tls.close()
         raise

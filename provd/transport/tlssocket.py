@@ -94,7 +94,28 @@ class TlsSocket:
             except SSL.ZeroReturnError:
                 # The server's close_notify came first: it closed the kept-alive connection.
                 raise BrokenPipeError("peer closed the TLS connection") from None
+            except ConnectionError:
+                alert = self._alert_before_reset()
+                if alert is not None:
+                    raise alert from None
+                raise
             view = view[sent:]
+
+    def _alert_before_reset(self) -> SSL.Error | None:
+        """The TLS alert the peer sent before it reset the connection, if one is waiting.
+
+        In TLS 1.3 the server checks the client certificate after the client's handshake
+        has finished, so a refusal ("unknown ca") arrives as an alert followed by a reset,
+        and the phone's first write may meet the reset first. The alert, not
+        ECONNRESET, is what a field engineer needs to read in the journal.
+        """
+        try:
+            self._conn.recv(1)
+        except (SSL.WantReadError, SSL.WantWriteError, SSL.SysCallError, SSL.ZeroReturnError):
+            return None
+        except SSL.Error as exc:
+            return exc
+        return None
 
     def recv(self, size: int) -> bytes:
         """Up to `size` bytes; ``b""`` at end of file."""

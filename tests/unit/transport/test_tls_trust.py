@@ -213,10 +213,32 @@ def test_secure_mode_refuses_a_server_not_from_dls_server_ca(pki: Pki) -> None:
     assert "not issued by a trusted CA" in err.message
 
 
-def test_secure_mode_works_with_a_server_that_asks_no_client_certificate(pki: Pki) -> None:
-    with serving(pki.server) as srv:
-        post_once(srv.url(), secure_policy(pki, pki.ca))
-        assert srv.seen[0].client_cn is None
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_secure_mode_refuses_a_server_that_asks_no_client_certificate(
+    pki: Pki, version: ssl.TLSVersion
+) -> None:
+    # Secure Mode is mutual TLS: a secure port that does not want the phone's certificate
+    # is not the server the phone was bound to (issue 8, TLS matrix).
+    with serving(pki.server, max_version=version) as srv:
+        err = refusal(srv.url(), secure_policy(pki, pki.ca))
+        assert srv.seen == []
+
+    assert err.kind == "tls"
+    assert "did not ask for the phone's certificate" in err.message
+
+
+def test_a_client_certificate_refused_after_a_tls_1_3_handshake_is_reported_as_the_alert(
+    pki: Pki,
+) -> None:
+    # TLS 1.3: the server checks the phone's certificate after the phone's handshake is
+    # done, so the alert and the reset meet the phone's first write. The journal must say
+    # the certificate was refused, not merely "connection reset".
+    with serving(pki.server, client_ca=pki.other_ca, max_version=ssl.TLSVersion.TLSv1_3) as srv:
+        err = refusal(srv.url(), secure_policy(pki, pki.ca))
+        assert srv.seen == []
+
+    assert err.kind == "tls", err
+    assert "alert" in err.message
 
 
 def test_secure_mode_presents_an_ec_client_key(pki: Pki) -> None:
