@@ -238,7 +238,13 @@ class FtpFileServer:
         """Serve in a background thread."""
         if self._thread is None:
             # pyftpdlib logs every client and transfer; a cut transfer is the lab's own doing.
-            logging.getLogger("pyftpdlib").setLevel(logging.ERROR)
+            # A handler of its own, too: serve_forever() calls pyftpdlib's config_logging()
+            # when neither its logger nor the root has one, which resets the level to INFO
+            # and prints a line every poll to stderr.
+            ftp_log = logging.getLogger("pyftpdlib")
+            ftp_log.setLevel(logging.ERROR)
+            if not ftp_log.handlers:
+                ftp_log.addHandler(logging.NullHandler())
             self._thread = threading.Thread(target=self._serve, name="lab-ftp", daemon=True)
             self._thread.start()
         return self
