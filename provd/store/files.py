@@ -20,9 +20,14 @@ Safety, spec §6.1 [B]:
 - Nothing is written outside `root`: every directory used is checked, after
   resolving symlinks, to be `root/<TYPE>` itself.
 
-After a crash between the rename and the index update the file is still listed
-(dated from its modification time); leftover temporary files are removed when the
-store is opened. One writer per store (the daemon).
+Power cuts (issue 8's power-cut suite): the file's modification time is set to its
+deployment time before the rename, and each index entry records which file it
+describes (inode, size, modification time). After a crash between the rename and the
+index update the entry no longer matches the file, so the file is listed as a
+successful deployment dated from its modification time, which is exact, never with
+the previous file's date or failed status. Temporary files left by a crash (a staged
+download, the index's own) are removed when the store is opened. One writer per store
+(the daemon).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from provd.store.errors import StoreError
-from provd.store.fsutil import atomic_write, fsync_directory, remove_durably
+from provd.store.fsutil import atomic_write, fsync_directory, is_temporary, remove_durably
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,12 @@ _TEMP_SUFFIX = ".tmp"
 
 RefusalKind = Literal["bad-name", "bad-type", "too-large", "quota", "storage"]
 FileStatus = Literal["ok", "failed"]
+#: Which file an index entry describes: (inode, size, modification time in ns).
+Identity = tuple[int, int, int]
+
+
+def _identity(st: os.stat_result) -> Identity:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class FileRefused(StoreError):
@@ -94,6 +105,8 @@ class DeployedFile:
     time: str
     status: FileStatus
     present: bool = True
+    #: The file this entry describes; internal, not part of an entry's equality.
+    identity: Identity | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 def check_name(name: str) -> None:
@@ -170,7 +183,13 @@ class Staging:
                     kind: RefusalKind = "quota" if self.by_quota else "too-large"
                     raise FileRefused(kind, f"{size} bytes, {self.max_bytes} allowed")
                 os.fchmod(fd, 0o644)  # read by the rest of the phone (ring tones, logos)
+                # Dated before it becomes visible: if the power goes before the index
+                # is written, the modification time is still the deployment's time.
+                when = self._store._clock()
+                stamp = int(when.timestamp() * 1_000_000_000)
+                os.utime(fd, ns=(stamp, stamp))
                 os.fsync(fd)
+                identity = _identity(os.fstat(fd))
                 self.file.close()
                 final = self._store._target(self.type, self.name)
                 self._tmp.replace(final)
@@ -179,7 +198,7 @@ class Staging:
         except BaseException:
             self.abort()
             raise
-        return self._store._record(self.type, self.name, "ok")
+        return self._store._record(self.type, self.name, "ok", when=when, identity=identity)
 
     def abort(self) -> None:
         """Drop the received bytes; the previous file of that name stays as it was."""
@@ -292,7 +311,11 @@ class FileStore:
     def record_failure(self, type_: str, name: str) -> DeployedFile:
         """Remember that deploying `type_`/`name` failed (its previous file, if any, stays)."""
         self.check(type_, name)
-        return self._record(type_, name, "failed")
+        try:
+            identity: Identity | None = _identity(self.path_of(type_, name).lstat())
+        except OSError:
+            identity = None  # no previous file: the entry stands alone
+        return self._record(type_, name, "failed", when=self._clock(), identity=identity)
 
     def wipe(self) -> None:
         """Remove every deployed file and the index (factory reset, spec §6.3)."""
@@ -320,14 +343,18 @@ class FileStore:
         present = {(type_, name): path for type_, name, path in self._files()}
         entries: dict[tuple[str, str], DeployedFile] = {}
         for (type_, name), path in present.items():
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
             known = self._index.get((type_, name))
-            if known is not None:
+            if known is not None and known.identity in (None, _identity(st)):
                 entries[(type_, name)] = dataclasses.replace(known, present=True)
                 continue
-            # Renamed into place but not yet indexed when the power went.
-            with contextlib.suppress(OSError):
-                when = datetime.datetime.fromtimestamp(path.lstat().st_mtime).astimezone()
-                entries[(type_, name)] = _entry(type_, name, when, "ok", present=True)
+            # Renamed into place but not (yet) indexed when the power went: the entry, if
+            # any, describes the file this one replaced.
+            when = datetime.datetime.fromtimestamp(st.st_mtime).astimezone()
+            entries[(type_, name)] = _entry(type_, name, when, "ok", present=True)
         for key, known in self._index.items():
             if key not in present and known.status == "failed":
                 entries[key] = dataclasses.replace(known, present=False)
@@ -373,8 +400,16 @@ class FileStore:
                     if not entry.name.startswith(".") and entry.is_file(follow_symlinks=False):
                         yield type_, entry.name, Path(entry.path)
 
-    def _record(self, type_: str, name: str, status: FileStatus) -> DeployedFile:
-        entry = _entry(type_, name, self._clock(), status, present=status == "ok")
+    def _record(
+        self,
+        type_: str,
+        name: str,
+        status: FileStatus,
+        *,
+        when: datetime.datetime,
+        identity: Identity | None,
+    ) -> DeployedFile:
+        entry = _entry(type_, name, when, status, present=status == "ok", identity=identity)
         self._index.pop((type_, name), None)  # re-inserted last: the index is in recency order
         self._index[(type_, name)] = entry
         self._prune_failures()
@@ -391,6 +426,7 @@ class FileStore:
     def _save_index(self) -> None:
         files = [
             {"type": e.type, "name": e.name, "date": e.date, "time": e.time, "status": e.status}
+            | ({"file": list(e.identity)} if e.identity is not None else {})
             for e in self._index.values()
         ]
         data = json.dumps({"version": _INDEX_VERSION, "files": files}, ensure_ascii=False)
@@ -407,6 +443,7 @@ class FileStore:
                     date=str(raw["date"]),
                     time=str(raw["time"]),
                     status="failed" if raw["status"] == "failed" else "ok",
+                    identity=_load_identity(raw.get("file")),
                 )
                 self.check(entry.type, entry.name)
                 entries[(entry.type, entry.name)] = entry
@@ -419,6 +456,11 @@ class FileStore:
         return entries
 
     def _remove_leftovers(self) -> None:
+        for entry in self._root.iterdir():
+            if is_temporary(entry.name):  # the index's own, from atomic_write
+                log.info("removing an unfinished index write %s", entry.name)
+                with contextlib.suppress(OSError):
+                    entry.unlink()
         for type_ in sorted(self.types):
             try:
                 directory = self._directory(type_, create=False)
@@ -435,7 +477,13 @@ class FileStore:
 
 
 def _entry(
-    type_: str, name: str, when: datetime.datetime, status: FileStatus, *, present: bool
+    type_: str,
+    name: str,
+    when: datetime.datetime,
+    status: FileStatus,
+    *,
+    present: bool,
+    identity: Identity | None = None,
 ) -> DeployedFile:
     # [G p.54] 10:06:2008 and 15:35:52
     return DeployedFile(
@@ -445,4 +493,14 @@ def _entry(
         time=when.strftime("%H:%M:%S"),
         status=status,
         present=present,
+        identity=identity,
     )
+
+
+def _load_identity(raw: object) -> Identity | None:
+    # Entries written before identities were kept have none: they are trusted as before.
+    if raw is None:
+        return None
+    if not (isinstance(raw, list) and len(raw) == 3 and all(type(v) is int for v in raw)):
+        raise ValueError("bad file identity")
+    return (raw[0], raw[1], raw[2])

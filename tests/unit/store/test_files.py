@@ -283,6 +283,53 @@ def test_file_renamed_but_not_indexed_before_a_power_cut_is_listed(root: Path) -
     )
 
 
+def test_a_replacement_renamed_before_a_power_cut_does_not_take_the_old_entry(
+    root: Path,
+) -> None:
+    # The power-cut suite's finding: the previous deployment's entry (here a failed
+    # attempt dated 2008) must not describe the new file renamed over it.
+    files = store(root)
+    deploy(files, "LOGO", "a.png", b"old")
+    files.record_failure("LOGO", "a.png")
+    # What Staging.commit leaves if the power goes after the rename, before the index:
+    # a new file, dated by the store's clock, under the old name.
+    new = root / "LOGO" / ".deploy-x.tmp"
+    new.write_bytes(b"new")
+    stamp = datetime.datetime(2021, 3, 4, 5, 6, 7).timestamp()
+    os.utime(new, (stamp, stamp))
+    new.replace(root / "LOGO" / "a.png")
+
+    (entry,) = store(root).list()
+    assert (entry.date, entry.time, entry.status, entry.present) == (
+        "04:03:2021",
+        "05:06:07",
+        "ok",
+        True,
+    )
+
+
+def test_a_deployed_file_is_dated_by_the_store_clock_on_disk_too(root: Path) -> None:
+    clock = Clock(datetime.datetime(2019, 1, 2, 3, 4, 5))
+    deploy(store(root, clock=clock), "MOH", "hold.wav", b"music")
+
+    (root / INDEX_NAME).unlink()  # as if the index had never been written
+
+    (entry,) = store(root).list()
+    assert (entry.date, entry.time) == ("02:01:2019", "03:04:05")
+
+
+def test_an_index_write_cut_short_is_cleaned_up_when_the_store_opens(root: Path) -> None:
+    files = store(root)
+    deploy(files, "LOGO", "a.png", b"a")
+    leftover = root / f".{INDEX_NAME}.4242.tmp"  # atomic_write's temporary
+    leftover.write_text("{half")
+
+    store(root)
+
+    assert not leftover.exists()
+    assert (root / INDEX_NAME).exists()
+
+
 def test_unreadable_index_is_rebuilt_from_the_files(root: Path) -> None:
     files = store(root)
     deploy(files, "LOGO", "a.png", b"a")
