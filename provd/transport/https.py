@@ -8,7 +8,10 @@ the server closed the kept-alive connection between two messages. HTTP itself is
 the standard library's `http.client`, running over a pyOpenSSL connection (`tls`).
 
 Timeouts (§3.1 [B]): connecting (TCP and TLS handshake together) is bounded by
-`connect_timeout`; each later read or write by `response_timeout`. The whole
+`connect_timeout`; each later read or write by `response_timeout`, and a POST's whole
+answer (sending the request, the head and the body) by `response_timeout` too, so a
+server dripping its answer a byte at a time cannot hold the phone. A download is
+bounded per read only (a large file on a slow line is legitimate). The whole
 interaction's limit belongs to the caller. HTTP statuses are not errors here:
 404, 500, an empty 200 or a 204 come back as `HttpResponse` and the caller applies
 §2.3. Failures raise `TransportError`.
@@ -150,7 +153,7 @@ class HttpsChannel:
         A response body over `max_body` bytes raises `TransportError` ``too-large``.
         """
         headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
-        resp = self._exchange("POST", self._path, body, headers)
+        resp = self._exchange("POST", self._path, body, headers, window=self._response_timeout)
         try:
             if resp.length is not None and resp.length > max_body:
                 raise TransportError("too-large", f"response of {resp.length} bytes announced")
@@ -171,6 +174,8 @@ class HttpsChannel:
             self._drop(resp)
             raise
         resp.close()
+        if self._conn is not None and self._conn.sock is not None:
+            cast(TlsSocket, self._conn.sock).set_deadline(None)  # kept alive: no bound left
         log.debug(
             "POST %s: %d %s, %d bytes",
             self._where,
@@ -249,9 +254,17 @@ class HttpsChannel:
         return tls
 
     def _exchange(
-        self, method: str, target: str, body: bytes | None, headers: dict[str, str]
+        self,
+        method: str,
+        target: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        *,
+        window: float | None = None,
     ) -> http.client.HTTPResponse:
-        """Send one request and read the response head, reconnecting once if stale."""
+        """Send one request and read the response head, reconnecting once if stale.
+
+        `window`: seconds for the whole answer from now (the connection's setup aside)."""
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = _Connection(self, self._host, self._port)
@@ -265,6 +278,11 @@ class HttpsChannel:
             if cookie:
                 all_headers["Cookie"] = cookie
             try:
+                if conn.sock is None:
+                    conn.connect()
+                cast(TlsSocket, conn.sock).set_deadline(
+                    None if window is None else time.monotonic() + window
+                )
                 conn.request(method, target, body=body, headers=all_headers)
                 resp = conn.getresponse()
             except TransportError:

@@ -53,6 +53,7 @@ class TlsSocket:
         # Like socket.socket: readers from makefile() keep the connection open
         # after close() until they are closed too (http.client relies on it).
         self._io_refs = 0
+        self._deadline: float | None = None
         self.peer_spki_sha256 = ""
 
     def settimeout(self, timeout: float | None) -> None:
@@ -62,6 +63,13 @@ class TlsSocket:
     def gettimeout(self) -> float | None:
         """The current per-operation timeout."""
         return self._timeout
+
+    def set_deadline(self, deadline: float | None) -> None:
+        """Bound every later operation together, on top of each one's timeout: past the
+        `time.monotonic()` value `deadline`, reads and writes raise `TimeoutError`. A
+        server dripping one byte per TLS record never trips a per-read timeout; this
+        bounds the whole answer (spec §3.1). None lifts the bound."""
+        self._deadline = deadline
 
     def fileno(self) -> int:
         """The TCP socket's descriptor."""
@@ -138,8 +146,13 @@ class TlsSocket:
         return len(data)
 
     def _call(self, op: Callable[[], _T]) -> _T:
+        deadline = deadline_after(self._timeout)
+        if self._deadline is not None:
+            if time.monotonic() >= self._deadline:
+                raise TimeoutError("timed out")
+            deadline = self._deadline if deadline is None else min(deadline, self._deadline)
         try:
-            return self.run(op, deadline=deadline_after(self._timeout))
+            return self.run(op, deadline=deadline)
         except SSL.SysCallError as exc:
             code = exc.args[0] if exc.args else -1
             if isinstance(code, int) and code > 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+import time
 
 import pytest
 
@@ -210,6 +211,28 @@ def test_server_that_never_answers_the_request_is_a_response_timeout(pki: Pki) -
 
         assert err.value.kind == "timeout"
         assert len(srv.seen) == 1  # the request arrived; the answer never did
+
+
+def test_server_dripping_its_answer_a_byte_at_a_time_is_a_response_timeout(pki: Pki) -> None:
+    # Every read gets a byte well within the 0.5 s per-read timeout; the whole answer
+    # (40 bytes, 0.1 s apart) would take 4 s. The answer as a whole is bounded (§3.1).
+    with server_with(pki, Reply(body=b"x" * 40, drip=0.1)) as srv:
+        ch = channel(srv.url(), response_timeout=0.5)
+        with ch, pytest.raises(TransportError) as err:
+            ch.post(b"x")
+
+        assert err.value.kind == "timeout"
+        assert len(srv.seen) == 1
+
+
+def test_a_kept_alive_connection_gets_a_fresh_window_for_each_answer(pki: Pki) -> None:
+    with server_with(pki, Reply(body=b"ok")) as srv:
+        ch = channel(srv.url(), response_timeout=0.5)
+        with ch:
+            assert ch.post(b"1").body == b"ok"
+            time.sleep(0.6)  # longer than one window: the next answer still has its own
+            assert ch.post(b"2").body == b"ok"
+        assert ch.connections == 1
 
 
 def test_channel_refuses_other_schemes() -> None:

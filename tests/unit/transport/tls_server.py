@@ -34,6 +34,7 @@ class Reply:
     close_notify: bool = False  # with close_after: send a TLS close_notify first (as Java does)
     hang: bool = False  # read the request, never answer
     announce: int | None = None  # Content-Length to announce instead of the body's length
+    drip: float = 0.0  # send the body a byte per TLS record, this many seconds apart
 
 
 @dataclass
@@ -219,6 +220,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 part = reply.body[i : i + 7]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.write(b"0\r\n\r\n")
+        elif reply.drip:
+            for i in range(len(reply.body)):
+                self.wfile.write(reply.body[i : i + 1])
+                self.wfile.flush()
+                if owner.released.wait(reply.drip):
+                    break
         elif reply.status not in (204, 304):
             self.wfile.write(reply.body)
         self.wfile.flush()
