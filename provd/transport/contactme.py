@@ -19,7 +19,10 @@ loop's timeout should not pass `next_deadline()`.
 **Floods** (spec §4.1 [B]: "survives floods with bounded memory"):
 
 - at most `max_connections` connections (default 64) are open at once; a new one
-  beyond that closes the oldest, so half-open connections cannot lock out the server;
+  beyond that closes the oldest, so half-open connections cannot lock out the server.
+  Before closing, the oldest few are looked at: one whose request already waits in the
+  kernel is served instead (a complete contact-me is answered and closed), so a churn
+  of idle connections cannot push a real server's request out unread (issue 8);
 - h11 buffers at most 8 KiB of request head (beyond: 431); a body over 4 KiB is
   answered 413 without being read; no connection reads more than 64 KiB in all;
 - every connection has `timeout` seconds (default 5) from its accept to be answered
@@ -33,6 +36,7 @@ import contextlib
 import errno
 import http
 import ipaddress
+import itertools
 import logging
 import selectors
 import socket
@@ -58,6 +62,9 @@ MAX_READ = 64 * 1024
 
 _RECV = 4096
 _ACCEPTS_PER_TURN = 64
+#: How many of the oldest connections are looked at for a waiting request before one
+#: is dropped to make room (bounded: the cost of an accept stays constant).
+_SERVE_BEFORE_EVICTING = 8
 _HEADERS = [("Content-Length", "0"), ("Server", "provd"), ("Connection", "close")]
 
 #: A selector callback: called by the loop with the ready event mask.
@@ -197,7 +204,7 @@ class ContactMeListener:
                     log.warning("contact-me listener cannot accept: %s", reason)
                 self._accept_failing = True
                 if self._connections:
-                    self._evict_oldest()
+                    self._make_room(len(self._connections) - 1)
                 return
             self._accept_failing = False
             self._admit(sock, addr)
@@ -236,7 +243,7 @@ class ContactMeListener:
     ) -> None:
         sock.setblocking(False)
         if len(self._connections) >= self._max:
-            self._evict_oldest()
+            self._make_room(self._max - 1)
         conn = _Connection(
             sock=sock,
             peer=_peer(addr),
@@ -246,6 +253,17 @@ class ContactMeListener:
         self._connections[sock.fileno()] = conn
         self.stats.accepted += 1
         self._selector.register(sock, selectors.EVENT_READ, lambda mask: self._on_event(conn, mask))
+
+    def _make_room(self, most: int) -> None:
+        """Leave at most `most` connections open: serve the oldest whose request is
+        waiting, then drop the oldest."""
+        for conn in list(itertools.islice(self._connections.values(), _SERVE_BEFORE_EVICTING)):
+            if len(self._connections) <= most:
+                return
+            if self._is_open(conn) and not conn.answered and _has_bytes_waiting(conn.sock):
+                self._on_event(conn, selectors.EVENT_READ)
+        while len(self._connections) > most:
+            self._evict_oldest()
 
     def _evict_oldest(self) -> None:
         conn = next(iter(self._connections.values()))
@@ -429,6 +447,17 @@ class ContactMeListener:
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(conn.sock)
         conn.sock.close()
+
+
+def _has_bytes_waiting(sock: socket.socket) -> bool:
+    """Whether reading `sock` now would return something (bytes, EOF or an error)."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _bind(host: str, port: int, backlog: int) -> socket.socket:

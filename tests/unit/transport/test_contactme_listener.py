@@ -361,6 +361,36 @@ def test_flood_of_half_open_connections_never_passes_the_cap(
     assert loop.listener.stats.evicted >= 100 - 16
 
 
+def test_a_waiting_contact_me_is_served_not_dropped_when_a_burst_needs_room() -> None:
+    # Issue 8's contact-me abuse suite: idle connections churning in bursts pushed a
+    # real server's complete request out unread. One accept turn is driven by hand here.
+    selector = selectors.DefaultSelector()
+    contacts: list[ContactMeRequest] = []
+    listener = ContactMeListener(
+        selector, contacts.append, host="127.0.0.1", port=0, max_connections=4
+    )
+    port = listener.address[1]
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=WAIT) for _ in range(4)]
+    try:
+        listener.on_readable()  # the four idle ones are open: the cap is reached
+        real = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        real.sendall(f"GET {CONTACT_PATH}?ContactMe=true HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+        # Loopback delivers within sendall: the request now waits in the kernel.
+        idle += [socket.create_connection(("127.0.0.1", port), timeout=WAIT) for _ in range(8)]
+
+        listener.on_readable()  # one turn: the real request, then eight more idle ones
+
+        with real:
+            assert real.recv(4096).startswith(b"HTTP/1.1 204 ")
+        assert len(contacts) == 1
+        assert listener.open_connections <= 4
+    finally:
+        for sock in idle:
+            sock.close()
+        listener.close()
+        selector.close()
+
+
 def test_connection_that_stays_quiet_is_dropped_after_the_timeout(loop: Loop) -> None:
     with socket.create_connection(("127.0.0.1", loop.port), timeout=WAIT) as sock:
         sock.sendall(b"GET /contact_dls.html/ContactDLS?ContactMe=true HTTP/1.1\r\n")
