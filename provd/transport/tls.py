@@ -317,8 +317,7 @@ def handshake(
         ):
             raise TransportError(
                 "tls",
-                f"{where} did not ask for the phone's certificate: refused in Secure Mode",
-                peer_spki_sha256=spki,
+                f"{where} did not ask for the phone's client certificate: refused in Secure Mode",
             )
     except TransportError:
         tls.close()

@@ -224,7 +224,7 @@ def test_secure_mode_refuses_a_server_that_asks_no_client_certificate(
         assert srv.seen == []
 
     assert err.kind == "tls"
-    assert "did not ask for the phone's certificate" in err.message
+    assert "did not ask for the phone's client certificate" in err.message
 
 
 def test_a_client_certificate_refused_after_a_tls_1_3_handshake_is_reported_as_the_alert(
