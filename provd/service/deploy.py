@@ -45,9 +45,9 @@ from provd.transport.download import (
     fetch_complete,
     fetch_to_file,
 )
-from provd.wpi.codec import is_xml_text
 from provd.wpi.events import Reply, StatusReport
 from provd.wpi.model import Item, ItemStatus, ReplyStatus
+from provd.wpi.xmltext import is_xml_text
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 from provd.store.catalog import Catalog
 from provd.store.itemspec import Access, ItemSpec, ItemType
-from provd.wpi.codec import is_xml_text
 from provd.wpi.model import Action, DLSMessage, Item, ItemStatus
+from provd.wpi.xmltext import is_xml_text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,7 +13,6 @@ few words, fit for a journal line and a `cleanup-reason`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -32,6 +31,7 @@ from provd.wpi.model import (
     ReplyStatus,
     WorkpointMessage,
 )
+from provd.wpi.xmltext import is_xml_text as is_xml_text  # noqa: PLC0414 - re-exported
 
 #: spec §2.3: `max-body`, default 1 MiB.
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -272,16 +272,6 @@ XML_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
 _ROOT_ATTRS = (
     f'xmlns="{DLS_NAMESPACE}" xmlns:xsi="{XSI_NAMESPACE}" xsi:schemaLocation="{DLS_NAMESPACE}"'
 )
-
-
-#: What XML 1.0 cannot carry (its production Char, spec §2.3): one regular expression,
-#: since it runs on every item of every document, both ways.
-_NOT_XML_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def is_xml_text(value: str) -> bool:
-    """True when `value` can stand in an XML 1.0 document (spec §2.3)."""
-    return _NOT_XML_TEXT.search(value) is None
 
 
 _TEXT_ENTITIES = {"\r": "&#13;"}
