@@ -9,11 +9,11 @@ OpenSSL reason strings and certificate problems, never key material.
 from __future__ import annotations
 
 import errno
-import http.client
 import socket
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from OpenSSL import SSL
+if TYPE_CHECKING:  # imported where used: the daemon is READY before its first exchange
+    from OpenSSL import SSL
 
 TransportErrorKind = Literal["connect", "tls", "timeout", "http", "closed", "too-large"]
 """What went wrong, for the caller to branch on.
@@ -63,6 +63,8 @@ def is_unexpected_eof(exc: SSL.Error) -> bool:
     OpenSSL 1.1 reports that as ``SysCallError(-1, "Unexpected EOF")``; OpenSSL 3
     as an SSL error with the reason ``unexpected eof while reading``.
     """
+    from OpenSSL import SSL  # noqa: PLC0415
+
     if isinstance(exc, SSL.SysCallError):
         return bool(exc.args) and exc.args[0] == -1
     return "unexpected eof" in describe_ssl_error(exc).lower()
@@ -73,6 +75,10 @@ def translate(exc: BaseException, *, phase: Phase, where: str) -> TransportError
 
     `where` is ``host:port``. A `TransportError` passes through unchanged.
     """
+    import http.client  # noqa: PLC0415
+
+    from OpenSSL import SSL  # noqa: PLC0415
+
     if isinstance(exc, TransportError):
         return exc
     if isinstance(exc, SSL.Error):

@@ -13,7 +13,6 @@ daemon calls it from a worker and gets a `PollResult` back. It raises nothing.
 
 from __future__ import annotations
 
-import http.client
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
@@ -58,6 +57,8 @@ def poll_url(base: str, mac: str) -> str:
 
 def poll(base: str, mac: str, *, timeout: float = DEFAULT_TIMEOUT) -> PollResult:
     """GET the poll URL for `mac` under `base` and say what the answer means."""
+    import http.client  # noqa: PLC0415 - the daemon is READY before its first poll (issue 8)
+
     url = poll_url(base, mac)
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
