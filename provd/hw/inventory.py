@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import pyudev
-
 log = logging.getLogger(__name__)
 
 
@@ -98,6 +96,9 @@ class InventoryMonitor:
     ) -> None:
         self.rules = tuple(rules)
         if monitor is None or enumerate_devices is None:
+            # Imported only when there are inventory rules (none by default, issue 8).
+            import pyudev  # noqa: PLC0415
+
             context = pyudev.Context()
             if monitor is None:
                 monitor = pyudev.Monitor.from_netlink(context)

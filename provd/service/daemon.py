@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from provd.hw.inventory import HardwareEvent, InventoryMonitor, InventoryRule
@@ -45,14 +45,14 @@ from provd.store.hooks import ApplyHooks
 from provd.store.items import Change, ItemStore
 from provd.store.secure import SecureStore
 from provd.transport.contactme import ContactMeListener, ContactMeRequest
-from provd.transport.tls import TrustPolicy
 from provd.wpi.basic import basic_items, contact_me_uri, local_changes_items
-from provd.wpi.codec import Limits
 from provd.wpi.model import Action, Item, Reason
 from provd.wpi.nonce import NonceCheck, new_nonce
 from provd.wpi.retry import RetryPolicy
-from provd.wpi.session import SessionConfig
 from provd.wpi.triggers import Started, TriggerQueue
+
+if TYPE_CHECKING:
+    from provd.transport.tls import TrustPolicy
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +236,10 @@ class Daemon:
         return basic_items(self.book.values_of(names), extra, names)
 
     def trust_policy(self) -> TrustPolicy:
+        # TLS (pyOpenSSL, cryptography) and the XML codec are imported by the first
+        # interaction, after READY=1: start-up needs neither (issue 8, start to READY).
+        from provd.transport.tls import TrustPolicy  # noqa: PLC0415
+
         tls = self.settings.tls
         if tls.default_trust is DefaultTrust.ANY:
             return TrustPolicy.accept_any()
@@ -282,6 +286,9 @@ class Daemon:
         started = self.triggers.take(self.clock())
         if started is None:
             return
+        from provd.wpi.codec import Limits  # noqa: PLC0415
+        from provd.wpi.session import SessionConfig  # noqa: PLC0415
+
         self.started = started
         extra: list[Item] = []
         if started.reason is Reason.LOCAL_CHANGES:

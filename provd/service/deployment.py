@@ -14,13 +14,13 @@ from urllib.parse import quote, urlsplit
 
 from provd.service.exchange import Effects
 from provd.service.settings_model import DefaultTrust
-from provd.transport.tls import TrustPolicy
 from provd.wpi.events import ActionRequested, PhoneAnswer
 from provd.wpi.model import Item
 
 if TYPE_CHECKING:
     from provd.service.daemon import Daemon
     from provd.service.deploy import Deployer, FileResult
+    from provd.transport.tls import TrustPolicy
 
 
 class Deployment:
@@ -55,6 +55,8 @@ class Deployment:
     def https_trust_for(self, host: str, port: int) -> TrustPolicy:
         """spec §6.1 [B]: the server's own host and port is trusted as the XML channel;
         any other host verifies against the system store or the dls-server-ca set."""
+        from provd.transport.tls import TrustPolicy  # noqa: PLC0415 - after READY=1 (issue 8)
+
         daemon = self.daemon
         endpoint = daemon.endpoint(None)
         parts = urlsplit(endpoint.url)

@@ -14,19 +14,23 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from provd.service.interaction import InteractionResult, Response, run_interaction
 from provd.service.journal import MessageId, log_event
 from provd.store.book import CatalogBook
 from provd.store.hooks import ApplyHooks
 from provd.transport.errors import TransportError
-from provd.transport.https import HttpsChannel
-from provd.transport.tls import TrustPolicy
 from provd.wpi.events import ActionRequested, DocumentRefused, PhoneAnswer, PhoneEvent, Reply
 from provd.wpi.model import Action, Item, ItemStatus, Reason, ReplyStatus
 from provd.wpi.respond import answer_item_action, answer_write
-from provd.wpi.session import INVALID_NONCE, PhoneSession, SessionConfig
-from provd.wpi.summary import summarize
+
+if TYPE_CHECKING:
+    # The HTTPS, TLS and XML stack is imported by the first interaction, after READY=1:
+    # the daemon's start-up needs none of it (issue 8, start to READY vs the import floor).
+    from provd.service.interaction import InteractionResult, Response
+    from provd.transport.https import HttpsChannel
+    from provd.transport.tls import TrustPolicy
+    from provd.wpi.session import PhoneSession, SessionConfig
 
 log = logging.getLogger(__name__)
 
@@ -204,13 +208,19 @@ class _JournalObserver:
 
     def sent(self, body: bytes) -> None:
         if log.isEnabledFor(logging.DEBUG):
+            from provd.wpi.summary import summarize  # noqa: PLC0415
+
             log.debug("→ %s", summarize(body), extra={"PROVD_NONCE": self._nonce})
 
     def received(self, status: int, body: bytes, event: PhoneEvent | None) -> None:
         if log.isEnabledFor(logging.DEBUG):
+            from provd.wpi.summary import summarize  # noqa: PLC0415
+
             text = summarize(body) if body.strip() else "(empty)"
             log.debug("← HTTP %d %s", status, text, extra={"PROVD_NONCE": self._nonce})
         if isinstance(event, DocumentRefused):
+            from provd.wpi.session import INVALID_NONCE  # noqa: PLC0415
+
             # spec §2.4: another nonce is refused like a broken document (nonce-check=strict),
             # but has its own id: it may be a server answering another phone's interaction.
             nonce = event.reason == INVALID_NONCE
@@ -261,6 +271,8 @@ class Exchange:
         self.nonce = nonce
         self.endpoint = endpoint
         self.actions = actions
+        from provd.wpi.session import PhoneSession  # noqa: PLC0415
+
         self._session = PhoneSession(reason=reason, nonce=nonce, items=items, config=config)
         self._connect_timeout = connect_timeout
         self._response_timeout = response_timeout
@@ -282,6 +294,9 @@ class Exchange:
                 self._channel.interrupt()
 
     def run(self) -> Outcome:
+        from provd.service.interaction import run_interaction  # noqa: PLC0415
+        from provd.transport.https import HttpsChannel  # noqa: PLC0415
+
         started = self._clock()
         channel = HttpsChannel(
             self.endpoint.url,

@@ -20,11 +20,11 @@ from provd.wpi.bootstrap import RETRIES_EXCEEDED, Step
 from provd.wpi.model import Item, Reason
 from provd.wpi.nonce import new_nonce
 from provd.wpi.retry import RetryPolicy
-from provd.wpi.session import SessionConfig
 
 if TYPE_CHECKING:
     from provd.service.daemon import Daemon
     from provd.ui.base import PinResult, UiDriver
+    from provd.wpi.session import SessionConfig
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class PinFlow:
             items=[Item(name="cleanup-reason", value=RETRIES_EXCEEDED)],
             endpoint=daemon.endpoint(None),
             actions=Actions(daemon.book, None, busy=lambda: daemon.busy),
-            config=SessionConfig(),
+            config=_session_config(),
             connect_timeout=timeouts.connect,
             response_timeout=timeouts.response,
             interaction_timeout=timeouts.interaction,
@@ -179,3 +179,10 @@ class PinFlow:
 
     def _cleanup_again(self) -> None:
         self.daemon.secure_mode.cleanup_due = True
+
+
+def _session_config() -> SessionConfig:
+    # The XML codec is imported by the first interaction, after READY=1 (issue 8).
+    from provd.wpi.session import SessionConfig  # noqa: PLC0415
+
+    return SessionConfig()

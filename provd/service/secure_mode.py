@@ -22,26 +22,13 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from provd.service.exchange import Endpoint
 from provd.service.journal import MessageId, Redactor, log_event
 from provd.store.errors import StoreError
 from provd.store.secure import SecureStore
-from provd.transport.credentials import (
-    CLIENT_CERTIFICATE,
-    SECURE_MODE_DATA,
-    SERVER_CA,
-    ClientCredentials,
-    CredentialsError,
-    InvalidMaterial,
-    WrongPin,
-    check_pin_material,
-    expiry_warning,
-    load_stored,
-    parse_nopin,
-    parse_pin,
-)
 from provd.ui.base import PinCancelled, PinEntered, PinPrompt, PinResult, PinTimedOut
 from provd.wpi.bootstrap import (
     RETRIES_EXCEEDED,
@@ -60,15 +47,17 @@ from provd.wpi.bootstrap import (
 )
 from provd.wpi.model import Item, ItemStatus
 
+if TYPE_CHECKING:
+    # The certificate parsing (cryptography) is imported where Secure Mode material is
+    # handled: a phone in Default Mode never needs it, and start-up never does (issue 8).
+    from provd.transport.credentials import ClientCredentials
+
 log = logging.getLogger(__name__)
 
 STATE_FILE = "bootstrap-state.json"
 PENDING_NOPIN = "pending-credentials.json"
 CLEANUP_DUE = "retries-exceeded-unreported"
 GOTO = "goto-secure-mode"
-BOOTSTRAP_ITEMS = frozenset(
-    {GOTO, CLIENT_CERTIFICATE, SERVER_CA, "dls-secure-port", SECURE_MODE_DATA, "max-pin-retries"}
-)
 
 Key = tuple[str, int | None]
 
@@ -151,6 +140,8 @@ class SecureMode:
         self.store.write(STATE_FILE, json.dumps(data, sort_keys=True).encode())
 
     def _load_committed(self) -> ClientCredentials | None:
+        from provd.transport.credentials import CredentialsError, load_stored  # noqa: PLC0415
+
         stored = self.store.read_client_credentials()
         if stored is None:
             log.error("Secure Mode committed but no client credentials stored")
@@ -162,6 +153,8 @@ class SecureMode:
             return None
 
     def _load_pending_nopin(self) -> ClientCredentials | None:
+        from provd.transport.credentials import CredentialsError, load_stored  # noqa: PLC0415
+
         raw = self.store.read(PENDING_NOPIN)
         if raw is None:
             return None
@@ -186,6 +179,15 @@ class SecureMode:
 
     def special_items(self, items: Sequence[Item]) -> Mapping[Key, ItemStatus]:
         """CatalogBook's special handler: the bootstrap items of one WriteItems."""
+        from provd.transport.credentials import (  # noqa: PLC0415
+            CLIENT_CERTIFICATE,
+            SECURE_MODE_DATA,
+            SERVER_CA,
+            InvalidMaterial,
+            check_pin_material,
+            parse_nopin,
+        )
+
         values = {item.name: item.value for item in items if item.index is None}
         cas = {item.index or 0: item.value for item in items if item.name == SERVER_CA}
         goto = values.get(GOTO)
@@ -328,9 +330,11 @@ class SecureMode:
         if pending is None:
             log.error("PIN entered but no bootstrap material is pending")
             return ()
+        from provd.transport import credentials  # noqa: PLC0415
+
         try:
-            creds = parse_pin(pending.decode(), password, self.wall())
-        except WrongPin:
+            creds = credentials.parse_pin(pending.decode(), password, self.wall())
+        except credentials.WrongPin:
             self.store.set_pin_attempts(self.state.attempts_used + 1)
             log_event(
                 log,
@@ -341,7 +345,7 @@ class SecureMode:
                 level=logging.WARNING,
             )
             return self._apply(pin_checked(self.state, decrypted=False))
-        except InvalidMaterial as exc:
+        except credentials.InvalidMaterial as exc:
             log.error("bootstrap material unusable after the PIN: %s; discarded", exc.reason)
             self._discard_pending()
             self._set(BootstrapState())
@@ -389,6 +393,8 @@ class SecureMode:
     def warnings(self, warn_days: int) -> list[str]:
         if self.committed is None:
             return []
+        from provd.transport.credentials import expiry_warning  # noqa: PLC0415
+
         text = expiry_warning(self.committed, self.wall(), warn_days)
         return [text] if text else []
 
