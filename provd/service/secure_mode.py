@@ -88,6 +88,8 @@ class SecureMode:
         self.prompt_due = self.state.phase is Phase.AWAIT_PIN
         if self.state.phase is Phase.SECURE:
             self.committed = self._load_committed()
+            if self._pending_left():
+                self._discard_pending()  # a power cut ended the commit before this
         if self.state.phase is Phase.SWITCHING:
             self._switch_credentials = self._load_pending_nopin()
             if self._switch_credentials is None:
@@ -168,6 +170,12 @@ class SecureMode:
         except (ValueError, KeyError, CredentialsError) as exc:
             log.error("pending Secure Mode credentials unusable: %s", exc)
             return None
+
+    def _pending_left(self) -> bool:
+        try:
+            return self.store.read_pending_bootstrap() is not None or self._flag(PENDING_NOPIN)
+        except StoreError:
+            return True  # unreadable: discarding is the way out
 
     def _discard_pending(self) -> None:
         self.store.discard_pending_bootstrap()
@@ -268,6 +276,10 @@ class SecureMode:
             assert creds is not None
             self.store.write_client_credentials(creds.key_pem(), creds.chain_pem())
             self.store.write_server_cas(list(creds.server_cas_pem()))
+            # The state before the material goes: a power cut in between leaves Secure
+            # Mode committed with a harmless leftover (dropped at the next start), never
+            # a switch with nothing left to switch with (issue 8's power-cut finding).
+            self._set(transition.state)
             self._discard_pending()
             self.committed = creds
             log_event(
