@@ -11,13 +11,21 @@
 4. Contact-me requests answered per second by the daemon on loopback (target ≥ 2,000):
    client processes send `ContactMe=true` POSTs, one connection each, all must get 204.
 
+The daemon runs from a byte-compiled copy of the package (`compiled_copy`), as the Debian
+package installs it (dh_python3 byte-compiles at install), so that it is compared with a
+floor whose Debian packages are byte-compiled too; `--source` runs the source tree instead.
+
+The measurements are functions returning numbers (`measure_start`, `measure_memory`,
+`measure_contact_me`), which bench/proof/performance.py (issue 8) calls.
+
 Usage: bench_daemon.py [--runs N] [--interactions N] [--seconds S] [--requests N]
-                       [--clients C] [--quick]
+                       [--clients C] [--quick] [--source]
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import multiprocessing
 import os
@@ -30,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +75,20 @@ SCENARIO = {
 class Daemon:
     """One `provd run` process with its own directories and notify socket."""
 
-    def __init__(self, workdir: Path, server_url: str, overrides: list[str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        server_url: str,
+        overrides: list[str],
+        *,
+        pythonpath: Path = ROOT,
+        log: Path | None = None,
+        catalog_dropins: Path | None = None,
+        settings_extra: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.pythonpath = pythonpath
+        self.log = log
         workdir.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "provd.toml"
         self.sockets = Path(tempfile.mkdtemp(prefix="pdb-"))
@@ -78,7 +99,7 @@ class Daemon:
                 "state-dir": str(workdir / "state"),
                 "runtime-dir": str(self.sockets / "run"),
                 "catalog": str(ROOT / "config" / "items.toml"),
-                "catalog-dropins": str(ROOT / "config" / "items.d"),
+                "catalog-dropins": str(catalog_dropins or ROOT / "config" / "items.d"),
                 "apply-dir": str(workdir / "apply.d"),
             },
             "contact-me": {"listen": "127.0.0.1", "port": 0},
@@ -90,6 +111,8 @@ class Daemon:
                 "description-file": "",
             },
         }
+        for group, table in (settings_extra or {}).items():
+            settings.setdefault(group, {}).update(table)
         lines = []
         for group, table in settings.items():
             lines.append(f"[{group}]")
@@ -105,15 +128,23 @@ class Daemon:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
             notify.bind(str(notify_path))
             notify.settimeout(30)
-            env = {**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": str(notify_path)}
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(self.pythonpath),
+                "NOTIFY_SOCKET": str(notify_path),
+            }
             args = [sys.executable, "-m", "provd", "run", "--config", str(self.config)]
             for override in self.overrides:
                 args += ["--set", override]
+            stderr = self.log.open("ab") if self.log is not None else subprocess.DEVNULL
             started = time.perf_counter()
+            # cwd: the package comes from `pythonpath` (`-m` would put the cwd first).
             self.process = subprocess.Popen(
-                args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                args, env=env, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=stderr,
             )  # fmt: skip
+            if self.log is not None:
+                stderr.close()  # type: ignore[union-attr]
             while b"READY=1" not in notify.recv(65536).split(b"\n"):
                 pass
             return time.perf_counter() - started
@@ -153,18 +184,66 @@ class Daemon:
 
 
 def import_floor() -> float:
+    """Seconds for the interpreter to run the floor's imports and exit."""
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", FLOOR_IMPORTS], check=True)
     return time.perf_counter() - started
 
 
-def bench_start(base: Path, lab: LabServer, runs: int) -> None:
-    daemon = Daemon(base / "start", lab.url, [])
+def floor_rss_kib() -> int:
+    """VmRSS of the interpreter once the floor's imports are done (KiB)."""
+    code = f"{FLOOR_IMPORTS}\nprint(open('/proc/self/status').read())"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def imported_rss_kib(pythonpath: Path) -> int:
+    """VmRSS with every module the daemon uses imported, nothing run (KiB)."""
+    modules = (
+        "provd.service.daemon, provd.service.exchange, provd.service.interaction,"
+        " provd.transport.https, provd.transport.credentials, provd.wpi.session,"
+        " provd.service.deploy, provd.wpi.summary"
+    )
+    code = f"import {modules}\nprint(open('/proc/self/status').read())"
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env,
+        cwd=tempfile.gettempdir(),
+    )  # fmt: skip
+    for line in out.stdout.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def compiled_copy(dest: Path) -> Path:
+    """A copy of the provd package under `dest`, byte-compiled as dh_python3 does at install.
+
+    Returns the directory to put on PYTHONPATH. (This tree is never written to: the
+    developers' environment sets PYTHONDONTWRITEBYTECODE, so provd would otherwise be
+    compiled from source at every start while the floor's Debian packages are not.)
+    """
+    shutil.copytree(ROOT / "provd", dest / "provd", ignore=shutil.ignore_patterns("__pycache__"))
+    if not compileall.compile_dir(dest / "provd", quiet=1):
+        raise RuntimeError("byte-compiling the provd copy failed")
+    return dest
+
+
+def measure_start(
+    base: Path, lab: LabServer, runs: int, pythonpath: Path = ROOT
+) -> tuple[list[float], list[float]]:
+    """Seconds exec to READY=1 on an existing store, and the import floor's, `runs` each,
+    interleaved so that load on the machine weighs on both alike."""
+    daemon = Daemon(base / "start", lab.url, [], pythonpath=pythonpath)
+    readies: list[float] = []
+    floors: list[float] = []
     try:
         daemon.start()  # creates the store: a first boot, not counted
         daemon.wait_idle()
         daemon.stop()
-        readies, floors = [], []
         for _ in range(runs):
             floors.append(import_floor())
             readies.append(daemon.start())
@@ -172,6 +251,11 @@ def bench_start(base: Path, lab: LabServer, runs: int) -> None:
             daemon.stop()
     finally:
         daemon.close()
+    return readies, floors
+
+
+def bench_start(base: Path, lab: LabServer, runs: int, pythonpath: Path) -> None:
+    readies, floors = measure_start(base, lab, runs, pythonpath)
     ready, floor = statistics.median(readies), statistics.median(floors)
     print(f"interpreter: {sys.executable}")
     print(f"exec to READY=1: median {ready * 1000:.0f} ms over {runs} runs (existing store)")
@@ -197,17 +281,42 @@ class Interactions:
             self._changed.wait_for(lambda: self.done > seen, timeout)
 
 
-def bench_memory(
-    base: Path, lab: LabServer, ended: Interactions, interactions: int, seconds: float
-) -> None:
-    daemon = Daemon(base / "memory", lab.url, [])
+@dataclass(frozen=True)
+class Memory:
+    """RSS of one daemon: idle after start-up, and across a run of interactions (KiB)."""
+
+    idle_kib: int
+    warm_up: int  # interactions before the baseline
+    interactions: int  # counted after the baseline
+    seconds: float
+    baseline_kib: int | None
+    end_kib: int
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.end_kib - (self.baseline_kib or self.end_kib)) / 1024
+
+    @property
+    def per_10000_mb(self) -> float:
+        return self.growth_mb / self.interactions * 10_000 if self.interactions else float("nan")
+
+
+def measure_memory(
+    base: Path,
+    lab: LabServer,
+    ended: Interactions,
+    interactions: int,
+    seconds: float,
+    pythonpath: Path = ROOT,
+    log: Path | None = None,
+) -> Memory:
+    """Idle RSS after the start-up interaction, then solicited interactions back to back."""
+    daemon = Daemon(base / "memory", lab.url, [], pythonpath=pythonpath, log=log)
     try:
         daemon.start()
         daemon.wait_idle()
         time.sleep(1.0)
         idle = daemon.rss_kib()
-        print(f"idle RSS after start-up: {idle / 1024:.1f} MB (target <= 30 MB)")
-
         warm_up = min(200, interactions // 10)
         offset = ended.done  # the lab also ended the earlier daemons' interactions
 
@@ -227,23 +336,30 @@ def bench_memory(
             ended.wait_past(seen, timeout=30)
         daemon.wait_idle()
         end = daemon.rss_kib()
-        if baseline is None:
-            print("RSS growth: not measured (no interaction completed after the warm-up)")
-            return
-        count = done() - first
-        elapsed = time.monotonic() - measured_from
-        growth = (end - baseline) / 1024
-        per_1000 = growth / count * 1000 if count else float("nan")
-        print(
-            f"interactions after a warm-up of {first}: {count} in {elapsed:.0f} s "
-            f"({count / elapsed:.0f}/s), RSS {baseline / 1024:.1f} -> {end / 1024:.1f} MB"
-        )
-        print(
-            f"RSS growth: {growth:+.2f} MB over {count} interactions, {per_1000:+.3f} MB per "
-            f"1,000, {per_1000 * 10:+.2f} MB per 10,000 (target <= 2 MB over 10,000)"
-        )
+        count = done() - first if baseline is not None else 0
+        return Memory(idle, first, count, time.monotonic() - measured_from, baseline, end)
     finally:
         daemon.close()
+
+
+def bench_memory(
+    base: Path, lab: LabServer, ended: Interactions, interactions: int, seconds: float,
+    pythonpath: Path,
+) -> None:  # fmt: skip
+    m = measure_memory(base, lab, ended, interactions, seconds, pythonpath)
+    print(f"idle RSS after start-up: {m.idle_kib / 1024:.1f} MB (target <= 30 MB)")
+    if m.baseline_kib is None:
+        print("RSS growth: not measured (no interaction completed after the warm-up)")
+        return
+    print(
+        f"interactions after a warm-up of {m.warm_up}: {m.interactions} in {m.seconds:.0f} s "
+        f"({m.interactions / m.seconds:.0f}/s), RSS {m.baseline_kib / 1024:.1f} -> "
+        f"{m.end_kib / 1024:.1f} MB"
+    )
+    print(
+        f"RSS growth: {m.growth_mb:+.2f} MB over {m.interactions} interactions, "
+        f"{m.per_10000_mb:+.2f} MB per 10,000 (target <= 2 MB over 10,000)"
+    )
 
 
 def contact_client(port: int, count: int) -> int:
@@ -259,8 +375,11 @@ def contact_client(port: int, count: int) -> int:
     return ok
 
 
-def bench_contact_me(base: Path, lab: LabServer, requests: int, clients: int) -> None:
-    daemon = Daemon(base / "contact", lab.url, [])
+def measure_contact_me(
+    base: Path, lab: LabServer, requests: int, clients: int, pythonpath: Path = ROOT
+) -> tuple[int, float]:
+    """Contact-me requests answered 204 by the daemon, and the seconds they took."""
+    daemon = Daemon(base / "contact", lab.url, [], pythonpath=pythonpath)
     try:
         daemon.start()
         daemon.wait_idle()
@@ -271,15 +390,22 @@ def bench_contact_me(base: Path, lab: LabServer, requests: int, clients: int) ->
             started = time.perf_counter()
             answered = sum(pool.starmap(contact_client, [(port, n) for n in shares]))
             elapsed = time.perf_counter() - started
-        print(
-            f"contact-me: {answered} of {requests} answered 204 in {elapsed:.2f} s "
-            f"from {clients} client processes"
-        )
-        print(f"contact-me answered per second: {answered / elapsed:,.0f} (target >= 2,000)")
-        if answered != requests:
-            print("  (not every request got 204)")
+        return answered, elapsed
     finally:
         daemon.close()
+
+
+def bench_contact_me(
+    base: Path, lab: LabServer, requests: int, clients: int, pythonpath: Path
+) -> None:
+    answered, elapsed = measure_contact_me(base, lab, requests, clients, pythonpath)
+    print(
+        f"contact-me: {answered} of {requests} answered 204 in {elapsed:.2f} s "
+        f"from {clients} client processes"
+    )
+    print(f"contact-me answered per second: {answered / elapsed:,.0f} (target >= 2,000)")
+    if answered != requests:
+        print("  (not every request got 204)")
 
 
 def main() -> None:
@@ -290,17 +416,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5_000, help="contact-me requests")
     parser.add_argument("--clients", type=int, default=2, help="contact-me client processes")
     parser.add_argument("--quick", action="store_true", help="a short run of everything")
+    parser.add_argument("--source", action="store_true", help="run the source tree as it is")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.interactions, args.seconds, args.requests = 3, 500, 30.0, 1000
 
     base = Path(tempfile.mkdtemp(prefix="provd-bench-"))
     try:
+        pythonpath = ROOT if args.source else compiled_copy(base / "site")
         ended = Interactions()
         with LabServer(Scenario.from_dict(SCENARIO), on_record=ended.record) as lab:
-            bench_start(base, lab, args.runs)
-            bench_contact_me(base, lab, args.requests, args.clients)
-            bench_memory(base, lab, ended, args.interactions, args.seconds)
+            bench_start(base, lab, args.runs, pythonpath)
+            bench_contact_me(base, lab, args.requests, args.clients, pythonpath)
+            bench_memory(base, lab, ended, args.interactions, args.seconds, pythonpath)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -106,7 +107,9 @@ def syncs_per_commit(trace: Path) -> list[int]:
     return counts[:-1]  # after the last marker: close and checkpoint, not a commit
 
 
-def measure(name: str, kind: str, local: bool, base: Path, commits: int) -> None:
+def measure_io(kind: str, local: bool, base: Path, commits: int) -> dict[str, object]:
+    """Commit `commits` transactions of `kind` in a child process: its `write_bytes` and
+    `wchar` (totals) and, under strace, the sync calls of each commit (`syncs`, else None)."""
     directory = Path(tempfile.mkdtemp(prefix="bench-store-", dir=base))
     trace = directory / "strace.log"
     cmd = [sys.executable, __file__, "--child", kind, str(directory), str(commits)]
@@ -116,19 +119,25 @@ def measure(name: str, kind: str, local: bool, base: Path, commits: int) -> None
         traced = [strace, "-f", "-qq", "-o", str(trace), "-e", f"trace={','.join(SYNCS)},getppid"]
         cmd = [*traced, *cmd]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    io = json.loads(out.splitlines()[-1])
+    io: dict[str, object] = json.loads(out.splitlines()[-1])
+    io["syncs"] = syncs_per_commit(trace) if strace else None
+    shutil.rmtree(directory)
+    return io
+
+
+def measure(name: str, kind: str, local: bool, base: Path, commits: int) -> None:
+    io: dict[str, Any] = measure_io(kind, local, base, commits)
     print(f"{name}:")
     print(
         f"  write_bytes {io['write_bytes'] / commits:8.0f} B/commit"
         f"   wchar {io['wchar'] / commits:8.0f} B/commit"
     )
-    if strace:
-        counts = syncs_per_commit(trace)
+    counts = io["syncs"]
+    if counts is not None:
         histogram = ", ".join(
             f"{k} sync(s): {v} commits" for k, v in sorted(collections.Counter(counts).items())
         )
         print(f"  fsync+fdatasync {sum(counts) / len(counts):.3f}/commit   ({histogram})")
-    shutil.rmtree(directory)
 
 
 def main() -> None:
