@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from provd.hw.inventory import HardwareEvent, InventoryMonitor, InventoryRule
 from provd.service import commands, reports
+from provd.service.contactlog import ContactMeLog
 from provd.service.deployment import Deployment
 from provd.service.device import read_description, read_network
 from provd.service.exchange import Actions, Endpoint, Exchange, Outcome
@@ -87,6 +88,7 @@ class Daemon:
         self.notifier = notifier or Notifier(self.env)
         self.redactor = redactor
         self.loop = EventLoop(clock)
+        self.contact_log = ContactMeLog(self.loop.call_later)
         self.worker = Worker()
         self.stopping = False
         self.busy = False
@@ -412,28 +414,9 @@ class Daemon:
     # ------------------------------------------------------------------ events
 
     def on_contact_me(self, request: ContactMeRequest) -> None:
-        log_event(
-            log,
-            MessageId.CONTACT_ME_RECEIVED,
-            "contact-me from %s: %s",
-            request.peer[0],
-            request.reason,
-            peer=request.peer[0],
-            redirect=f"{request.redirect[0]}:{request.redirect[1]}" if request.redirect else None,
-        )
-        # A refused dls_ip_addr is how phones were taken over (spec §4.1 [B]): say so.
-        if request.redirect_refused:
-            log_event(
-                log,
-                MessageId.CONTACT_ME_REDIRECT_REFUSED,
-                "contact-me from %s: %s; contacting the configured server",
-                request.peer[0],
-                request.reason,
-                level=logging.WARNING,
-                peer=request.peer[0],
-                error=request.reason,
-            )
-        self.triggers.contact_me(self.clock(), request.redirect)
+        now = self.clock()
+        self.contact_log.received(request, now)
+        self.triggers.contact_me(now, request.redirect)
 
     def on_hardware(self) -> None:
         assert self.inventory is not None
