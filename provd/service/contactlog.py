@@ -4,8 +4,10 @@ One line per contact-me is what field support wants (spec §4.1: who asked, and 
 redirect was refused), but a flood of 20,000 requests a minute would write 20,000 lines,
 and journald's rate limit would then drop the lines that matter, provd's own included
 (issue 8, contact-me abuse). So each minute the first `burst` contact-mes are logged one
-by one; the rest are counted, and one warning at the end of the minute says how many were
-not logged, how many of them asked for a refused redirect, and from how many peers.
+by one, and the first `refused_burst` that asked for a refused redirect (an attack
+signal, spec §4.1 [B], with a budget of its own); the rest are counted, and one warning
+at the end of the minute says how many were not logged, how many of them asked for a
+refused redirect, and from how many peers.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: Contact-mes logged one by one per window; the rest are summed up.
 BURST = 20
+#: Contact-mes with a refused redirect logged one by one per window.
+REFUSED_BURST = 50
 #: The window, in seconds.
 WINDOW = 60.0
 #: Peers remembered per window for the summary (bounded memory under a flood).
@@ -42,20 +46,27 @@ class ContactMeLog:
         schedule: Callable[[float, Callable[[], None]], object],
         *,
         burst: int = BURST,
+        refused_burst: int = REFUSED_BURST,
         window: float = WINDOW,
     ) -> None:
         self._schedule = schedule
         self._burst = burst
+        self._refused_burst = refused_burst
         self._window = window
         self._started: float | None = None
         self._logged = 0
+        self._logged_refused = 0
         self._held = _Held()
 
     def received(self, request: ContactMeRequest, now: float) -> None:
         """Log `request` (or count it, past the window's budget)."""
         if self._started is None or now >= self._started + self._window:
-            self._started, self._logged = now, 0
-        if self._logged < self._burst:
+            self._started, self._logged, self._logged_refused = now, 0, 0
+        if request.redirect_refused and self._logged_refused < self._refused_burst:
+            self._logged_refused += 1
+            _log_one(request)
+            return
+        if not request.redirect_refused and self._logged < self._burst:
             self._logged += 1
             _log_one(request)
             return

@@ -57,24 +57,25 @@ def test_a_flood_logs_the_burst_then_one_summary_with_the_counts(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     timers = Timers()
-    contact_log = ContactMeLog(timers, burst=5, window=60.0)
+    contact_log = ContactMeLog(timers, burst=5, refused_burst=2, window=60.0)
     with caplog.at_level(logging.INFO):
         for n in range(1000):
             contact_log.received(request(n, refused=n % 4 == 0), now=100.0 + n * 0.01)
         assert len(timers.due) == 1  # one summary, at the end of the window
         delay, _ = timers.due[0]
-        assert delay == pytest.approx(60.0 - 5 * 0.01)
+        assert delay == pytest.approx(60.0 - 7 * 0.01)  # the first held: request 7
         timers.run()
 
     received = ids(caplog).count(MessageId.CONTACT_ME_RECEIVED.value)
     refused = ids(caplog).count(MessageId.CONTACT_ME_REDIRECT_REFUSED.value)
     flood = MessageId.CONTACT_ME_FLOOD.value
     (summary,) = [vars(r) for r in caplog.records if getattr(r, "MESSAGE_ID", "") == flood]
-    assert (received, refused) == (5, 2)  # requests 0 and 4 of the first five were refused
+    # One by one: the first five plain ones and the first two refused (requests 0 and 4).
+    assert (received, refused) == (5 + 2, 2)
     assert summary["levelno"] == logging.WARNING
-    assert summary["PROVD_SUPPRESSED"] == 995
+    assert summary["PROVD_SUPPRESSED"] == 1000 - 7
     assert summary["PROVD_REDIRECTS_REFUSED"] == 250 - 2
-    assert summary["PROVD_PEERS"] == "995"
+    assert summary["PROVD_PEERS"] == "993"
 
 
 def test_the_next_window_logs_one_by_one_again(caplog: pytest.LogCaptureFixture) -> None:
