@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from provd.service.contactlog import ContactMeLog
 from provd.service.daemon import Daemon
 from provd.service.exchange import _JournalObserver
 from provd.service.journal import MessageId
@@ -102,8 +103,9 @@ class Triggers:
 
 def contact_me(caplog: pytest.LogCaptureFixture, request: ContactMeRequest) -> Triggers:
     triggers = Triggers()
-    daemon: Any = SimpleNamespace(triggers=triggers, clock=lambda: 5.0)
-    with caplog.at_level(logging.INFO, logger="provd.service.daemon"):
+    contact_log = ContactMeLog(lambda delay, callback: None)
+    daemon: Any = SimpleNamespace(triggers=triggers, clock=lambda: 5.0, contact_log=contact_log)
+    with caplog.at_level(logging.INFO, logger="provd.service.contactlog"):
         Daemon.on_contact_me(daemon, request)
     return triggers
 
