@@ -1,3 +1,3 @@
 """provd: the phone's half of the WPI provisioning protocol."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
