@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provd.wpi.contactme import CONTACT_PATH
+from tests.integration.daemon.lab import ConnectionRecorder
 
 PATH = CONTACT_PATH.encode("ascii")
 FORM = b"Content-Type: application/x-www-form-urlencoded\r\n"
@@ -206,41 +207,8 @@ class Slowloris:
 # --------------------------------------------------------------------------- traps
 
 
-class Trap:
-    """A plain TCP listener where a followed redirect would arrive: counts connections."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(64)
-        self._sock.settimeout(0.05)
-        self.host = host
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="trap", daemon=True)
-        self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return int(self._sock.getsockname()[1])
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _peer = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2.0)
-        self._sock.close()
+#: Where a followed redirect would arrive: counts connections (`accepted`), answers none.
+Trap = ConnectionRecorder
 
 
 # --------------------------------------------------------------------------- memory

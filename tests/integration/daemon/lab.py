@@ -57,14 +57,16 @@ def free_port() -> int:
 
 
 class ConnectionRecorder:
-    """A plain TCP listener that records every connection made to it (and answers nothing)."""
+    """A plain TCP listener that records every connection made to it (and answers nothing):
+    where a redirect the phone must not follow would arrive. `host` may be IPv6."""
 
-    def __init__(self) -> None:
-        self._sock = socket.socket()
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.1)
+        self._sock.bind((host, port))
+        self._sock.listen(64)
+        self._sock.settimeout(0.05)
+        self.host = host
         self.peers: list[tuple[str, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -73,6 +75,11 @@ class ConnectionRecorder:
     @property
     def port(self) -> int:
         return int(self._sock.getsockname()[1])
+
+    @property
+    def accepted(self) -> int:
+        """How many connections arrived."""
+        return len(self.peers)
 
     def _accept(self) -> None:
         while not self._stop.is_set():
