@@ -91,7 +91,7 @@ def render(reports: list[tuple[str, Report]], scale: str, total: float) -> str:
             f"| {heading} | {result} | {report.seconds:.0f} s | `{cell(report.command)}` |"
         )
     for heading, report in reports:
-        lines += ["", f"## {heading}", "", f"{report.title}.", ""]
+        lines += ["", f"## {heading}", "", f"{report.title}. Command: `{report.command}`", ""]
         if report.figures:
             lines += ["| figure | measured | target | |", "|---|---|---|---|"]
             for f in report.figures:

@@ -171,8 +171,8 @@ def contains_secret(haystack: bytes, needle: bytes) -> bool:
 def environment() -> dict[str, str]:
     """The machine a figure was measured on, for docs/proof.md's header."""
     return {
-        "python": f"{platform.python_implementation()} {platform.python_version()}"
-        f" ({sys.executable})",
+        # No path: the page is committed, and a machine's paths are not the project's.
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
         "kernel": platform.release(),
         "machine": platform.machine(),
         "cpus": str(os.cpu_count()),

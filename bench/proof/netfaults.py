@@ -504,11 +504,12 @@ def run(report: Report) -> None:
     )
     if any(o.drip_ends for o in outcomes):
         report.note(
-            "drip: the response timeout bounds each read (provd/transport/tlssocket.py"
-            " `TlsSocket._call`), and a byte per TLS record arrives well within it; the"
-            " interaction limit is checked only before each POST (provd/service/exchange.py"
-            " `_Deadline.post`): a server dripping its answer holds the phone's worker for"
-            " as many seconds as it has bytes (up to max-body, 1 MiB)"
+            "drip: the proxy sends the answer a byte per TLS record, each well within the"
+            " per-read timeout; the phone bounds a POST's whole answer by"
+            " `timeouts.response` (provd/transport/https.py, `TlsSocket.set_deadline`), so"
+            " it gives up at that time however steadily bytes arrive (spec §3.1). This suite"
+            " found the phone waiting for as many seconds as the answer had bytes before"
+            " that bound existed"
         )
     for note in tally.notes:
         report.note(f"restarts: {note}")
