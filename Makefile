@@ -39,7 +39,7 @@ help:
 	@echo "make check      lint + typecheck + test"
 	@echo "make demo       a phone session against the lab server over loopback TLS (DEMO_ARGS=...)"
 	@echo "make bench      run bench/bench_*.py and print their figures"
-	@echo "make proof      every proof suite at full scale; rewrites docs/proof.md (about 30 min)"
+	@echo "make proof      every proof suite at full scale; rewrites docs/proof.md (about 10 min)"
 	@echo "make proof-short  proof suites 1-6 at CI scale; writes build/proof-short.md"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make deb        build dist/provd_<version>_all.deb (docs/integrators.md)"
