@@ -233,10 +233,15 @@ def compiled_copy(dest: Path) -> Path:
 
 
 def measure_start(
-    base: Path, lab: LabServer, runs: int, pythonpath: Path = ROOT
+    base: Path,
+    lab: LabServer,
+    runs: int,
+    pythonpath: Path = ROOT,
+    first_documents: list[float] | None = None,
 ) -> tuple[list[float], list[float]]:
     """Seconds exec to READY=1 on an existing store, and the import floor's, `runs` each,
-    interleaved so that load on the machine weighs on both alike."""
+    interleaved so that load on the machine weighs on both alike. `first_documents`, if
+    given, gets the seconds from exec to the start-up's first document at the lab."""
     daemon = Daemon(base / "start", lab.url, [], pythonpath=pythonpath)
     readies: list[float] = []
     floors: list[float] = []
@@ -246,9 +251,13 @@ def measure_start(
         daemon.stop()
         for _ in range(runs):
             floors.append(import_floor())
+            seen, started = len(lab.transcript), time.time()  # the lab's clock
             readies.append(daemon.start())
             daemon.wait_idle()
             daemon.stop()
+            if first_documents is not None:
+                first = next(r for r in lab.transcript[seen:] if r.from_phone)
+                first_documents.append(first.time - started)
     finally:
         daemon.close()
     return readies, floors

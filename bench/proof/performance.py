@@ -54,9 +54,11 @@ def _ratio(a: float, b: float) -> float:
 
 def start_up(report: Report, base: Path, lab: LabServer, site: Path) -> None:
     runs = 3 if report.short else 9
-    readies, floors = bench_daemon.measure_start(base, lab, runs, site)
+    firsts: list[float] = []
+    readies, floors = bench_daemon.measure_start(base, lab, runs, site, firsts)
     ready, floor = statistics.median(readies), statistics.median(floors)
     ratio = ready / floor
+    first = statistics.median(firsts)
     report.figure(
         "start to READY=1 / import floor (medians)",
         f"{ratio:.2f} ({ready * 1000:.0f} ms / {floor * 1000:.0f} ms)",
@@ -68,6 +70,14 @@ def start_up(report: Report, base: Path, lab: LabServer, site: Path) -> None:
         " on a loaded 2-CPU machine; see the start-up notes",
     )
     report.figure("start-ups timed", runs, "≥ 3" if report.short else "≥ 9", runs >= 3)
+    # READY=1 comes before the TLS and XML libraries load (they are the first interaction's):
+    # this is what the server sees, so the READY figure hides nothing.
+    report.figure(
+        "start to the start-up interaction's first document at the server / import floor",
+        f"{first / floor:.2f} ({first * 1000:.0f} ms / {floor * 1000:.0f} ms)",
+        "(figure: READY=1, then the libraries and a TLS handshake)",
+        True,
+    )
     report.note(
         f"Start-up: {runs} starts of `provd run` on an existing store, each after one run of"
         f" the floor `{bench_daemon.FLOOR_IMPORTS}`; READY={[round(r * 1000) for r in readies]}"
