@@ -33,7 +33,6 @@ import base64
 import binascii
 import datetime
 import hmac
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.hazmat.primitives.asymmetric.types import CERTIFICATE_PRIVATE_KEY_TYPES
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from provd.transport import pem
 from provd.transport.pkcs12 import Pfx, Pkcs12Error, bmp_password, read_pfx
 from provd.transport.tls import TrustPolicy
 
@@ -62,7 +62,6 @@ _USABLE_KEYS = (
     ed25519.Ed25519PrivateKey,
     ed448.Ed448PrivateKey,
 )
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
 _DAY = datetime.timedelta(days=1)
 
 
@@ -327,7 +326,7 @@ def _client_material(text: str, now: datetime.datetime) -> ClientCredentials:
 
 
 def _from_pem_bundle(data: bytes, now: datetime.datetime) -> ClientCredentials:
-    blocks = [(m.group(1), m.group(0)) for m in _PEM_BLOCK.finditer(data)]
+    blocks = pem.blocks(data)
     keys = [block for label, block in blocks if label.endswith(b"PRIVATE KEY")]
     if len(keys) != 1:
         raise _Refused(f"PEM bundle holds {len(keys)} private keys, not 1")
@@ -389,15 +388,10 @@ def _load_pem_key(block: bytes) -> CERTIFICATE_PRIVATE_KEY_TYPES:
 
 
 def _pem_certificates(data: bytes) -> list[x509.Certificate]:
-    certs: list[x509.Certificate] = []
-    for match in _PEM_BLOCK.finditer(data):
-        if match.group(1) != b"CERTIFICATE":
-            continue
-        try:
-            certs.append(x509.load_pem_x509_certificate(match.group(0)))
-        except ValueError:
-            raise _Refused(f"certificate {len(certs) + 1} cannot be read") from None
-    return certs
+    try:
+        return pem.certificates(data)
+    except ValueError as exc:
+        raise _Refused(str(exc)) from None
 
 
 def _server_ca_item(text: str) -> list[x509.Certificate]:

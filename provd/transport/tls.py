@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PRIVATE_KEY_TYPES
 from OpenSSL import SSL, crypto
 
 from provd.transport.errors import TransportError, describe_ssl_error
+from provd.transport.pem import certificates as pem_certificates
 from provd.transport.tlssocket import TlsSocket, deadline_after
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,6 @@ log = logging.getLogger(__name__)
 TrustMode = Literal["pin", "ca", "any", "secure"]
 
 _PIN = re.compile(r"[0-9a-f]{64}")
-_PEM_CERT = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL
-)
 # SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER (not exported by pyOpenSSL): a write retried
 # after WANT_WRITE may come from a different Python buffer object (`TlsSocket.sendall`).
 _MODE_ACCEPT_MOVING_WRITE_BUFFER = 0x2
@@ -70,10 +68,10 @@ _VERIFY_ERRORS = {
 
 def load_pem_certificates(pem: bytes) -> tuple[x509.Certificate, ...]:
     """Every certificate of a PEM bundle, in order; `ValueError` when there is none."""
-    blocks = _PEM_CERT.findall(pem)
-    if not blocks:
+    certs = pem_certificates(pem)
+    if not certs:
         raise ValueError("no PEM certificate found")
-    return tuple(x509.load_pem_x509_certificate(block) for block in blocks)
+    return tuple(certs)
 
 
 def spki_sha256(cert: x509.Certificate | crypto.X509) -> str:
