@@ -38,7 +38,6 @@ import io
 import logging
 import posixpath
 import socket
-import socketserver
 import ssl
 import sys
 import tempfile
@@ -56,13 +55,13 @@ from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
 
 from provd.lab.pki import Credential, LabPKI
+from provd.lab.tlsserver import TlsHttpServer
 
 logger = logging.getLogger(__name__)
 
 #: [G p.53] the guide's example FTP account.
 DEFAULT_USER = "dls"
 DEFAULT_PASSWORD = "dlsftp5"  # noqa: S105 - the guide's example, a lab account
-HANDSHAKE_TIMEOUT = 10.0
 IDLE_TIMEOUT = 10.0
 #: The placeholders deployment scenarios use (`placeholders()`), with what each stands for.
 PLACEHOLDERS: Mapping[str, str] = {
@@ -348,38 +347,12 @@ class _HttpsHandler(http.server.BaseHTTPRequestHandler):
             logger.debug("lab files %s: %s", self.client_address[0], format % args)
 
 
-class _HttpsServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, address: tuple[str, int], owner: HttpsFileServer) -> None:
+class _HttpsServer(TlsHttpServer):
+    def __init__(
+        self, address: tuple[str, int], owner: HttpsFileServer, context: ssl.SSLContext
+    ) -> None:
         self.owner = owner
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        super().__init__(address, _HttpsHandler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks the host name up (getfqdn): slow without DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = str(self.server_address[0])
-        self.server_port = int(self.server_address[1])
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # In the connection's own thread: a stalled handshake blocks nobody else.
-        request.settimeout(HANDSHAKE_TIMEOUT)
-        try:
-            tls = self.owner.context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as exc:
-            self.owner._handshake_failed(f"{client_address[0]}: {exc}")
-            return
-        self.owner._track(tls, add=True)
-        try:
-            super().finish_request(tls, client_address)
-        except (ssl.SSLError, OSError) as exc:
-            logger.debug("lab files: connection from %s ended: %s", client_address[0], exc)
-        finally:
-            self.owner._track(tls, add=False)
-            with contextlib.suppress(OSError):
-                tls.close()
+        super().__init__(address, _HttpsHandler, context, name="files")
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Called inside socketserver's except clause: a phone hanging up mid-file.
@@ -412,11 +385,7 @@ class HttpsFileServer:
         self._behaviours = _Behaviours()
         self._lock = threading.Lock()
         self._requests: list[HttpRequest] = []
-        self._connections: set[ssl.SSLSocket] = set()
-        self.handshake_errors: list[str] = []
-        self.context = self._context()
-        self._httpd = _HttpsServer((host, port), self)
-        self._thread: threading.Thread | None = None
+        self._httpd = _HttpsServer((host, port), self, self._context())
 
     def _context(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -435,28 +404,12 @@ class HttpsFileServer:
 
     def start(self) -> HttpsFileServer:
         """Serve in a background thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="lab-https-files",
-                daemon=True,
-            )
-            self._thread.start()
+        self._httpd.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and close every connection; idempotent."""
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(5.0)
-            self._thread = None
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        self._httpd.server_close()
+        self._httpd.stop()
 
     def __enter__(self) -> HttpsFileServer:
         return self.start()
@@ -473,7 +426,21 @@ class HttpsFileServer:
 
     @property
     def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        return self._httpd.port
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        """The server's TLS context (replace it to present another certificate)."""
+        return self._httpd.context
+
+    @context.setter
+    def context(self, context: ssl.SSLContext) -> None:
+        self._httpd.context = context
+
+    @property
+    def handshake_errors(self) -> list[str]:
+        """The TLS handshakes that failed, as ``"<client>: <reason>"``."""
+        return self._httpd.handshake_errors
 
     @property
     def url(self) -> str:
@@ -617,18 +584,6 @@ class HttpsFileServer:
     def _log(self, path: str, handler: _HttpsHandler, status: int) -> None:
         with self._lock:
             self._requests.append(HttpRequest(path, handler.headers.get("Range"), status))
-
-    def _handshake_failed(self, text: str) -> None:
-        logger.debug("lab files: handshake failed: %s", text)
-        with self._lock:
-            self.handshake_errors.append(text)
-
-    def _track(self, connection: ssl.SSLSocket, *, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
 
 
 def _parse_range(value: str, size: int) -> tuple[int, int] | None:

@@ -25,28 +25,23 @@ server the phone must refuse). Files for deployments (spec §6) are served by
 
 from __future__ import annotations
 
-import contextlib
 import http.cookies
 import logging
-import socket
-import socketserver
 import ssl
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
-
-from cryptography import x509
 
 from provd.lab import contactme
 from provd.lab.conductor import Answer, Conductor, new_cookie
 from provd.lab.pki import LabPKI
 from provd.lab.scenario import Scenario, ScenarioError, load_scenario
 from provd.lab.secure import BootstrapMaterial, TanCheck
+from provd.lab.tlsserver import TlsHttpServer, client_subject
 from provd.lab.transcript import Record, Transcript
 
 logger = logging.getLogger(__name__)
@@ -56,7 +51,6 @@ DEFAULT_PATH = "/DeploymentService/LoginService"
 COOKIE_NAME = "JSESSIONID"
 #: Far above any phone message (50 kB fragments, spec §5), far below harm.
 MAX_REQUEST_BODY = 4 * 1024 * 1024
-HANDSHAKE_TIMEOUT = 10.0
 IDLE_TIMEOUT = 30.0
 
 
@@ -67,10 +61,10 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "provd-lab"
     sys_version = ""
     timeout = IDLE_TIMEOUT
-    server: _HTTPServer
+    server: Listener
 
     def do_POST(self) -> None:
-        listener = self.server.listener
+        listener = self.server
         if self.path.split("?", 1)[0] != listener.lab.path:
             self._reply(Answer(status=404))
             return
@@ -118,8 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
             # [G p.13, p.28; F] the original sets JSESSIONID, path /DeploymentService, Secure.
             self.send_header(
                 "Set-Cookie",
-                f"{COOKIE_NAME}={answer.set_cookie}; Path={self.server.listener.lab.cookie_path}"
-                "; Secure",
+                f"{COOKIE_NAME}={answer.set_cookie}; Path={self.server.lab.cookie_path}; Secure",
             )
         if answer.close:
             self.send_header("Connection", "close")
@@ -133,62 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
             logger.debug("lab %s: %s", self.client_address[0], format % args)
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, address: tuple[str, int], listener: Listener) -> None:
-        self.listener = listener
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.address_family = family
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # An answer's head and body go in two sends: without TCP_NODELAY (inherited by
-        # the accepted sockets on Linux) the body waits for the phone's delayed ACK.
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # HTTPServer.server_bind looks the host name up (getfqdn): slow without DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = str(self.server_address[0])
-        self.server_port = int(self.server_address[1])
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # Runs in the connection's own thread: the handshake blocks only it.
-        listener = self.listener
-        listener.connected()
-        request.settimeout(HANDSHAKE_TIMEOUT)
-        try:
-            tls = listener.context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as exc:
-            listener.handshake_failed(f"{client_address[0]}: {exc}")
-            return
-        subject = client_subject(tls)
-        if subject is not None:
-            listener.client_seen(subject)
-        listener.track(tls, add=True)
-        try:
-            super().finish_request(tls, client_address)
-        except (ssl.SSLError, OSError) as exc:
-            logger.debug("lab connection from %s ended: %s", client_address[0], exc)
-        finally:
-            listener.track(tls, add=False)
-            tls.close()
-
-
-def client_subject(connection: object) -> str | None:
-    """The subject (RFC 4514) of the client certificate a TLS connection verified."""
-    if not isinstance(connection, ssl.SSLSocket):
-        return None
-    try:
-        der = connection.getpeercert(binary_form=True)
-    except (ValueError, OSError):
-        return None
-    if not der:
-        return None
-    return x509.load_der_x509_certificate(der).subject.rfc4514_string()
-
-
-class Listener:
+class Listener(TlsHttpServer):
     """One HTTPS port of the lab server: `default` or `secure` (spec §1, §7).
 
     `connections` counts the TCP connections accepted (a handshake that fails
@@ -201,61 +139,7 @@ class Listener:
     ) -> None:
         self.lab = lab
         self.channel = channel
-        self.context = context
-        self.handshake_errors: list[str] = []
-        self.connections = 0
-        self.client_subjects: list[str] = []
-        self._connections: set[ssl.SSLSocket] = set()
-        self._lock = threading.Lock()
-        self._httpd = _HTTPServer((host, port), self)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    def handshake_failed(self, text: str) -> None:
-        logger.debug("lab %s handshake failed: %s", self.channel, text)
-        with self._lock:
-            self.handshake_errors.append(text)
-
-    def connected(self) -> None:
-        with self._lock:
-            self.connections += 1
-
-    def client_seen(self, subject: str) -> None:
-        logger.debug("lab %s: client certificate %s", self.channel, subject)
-        with self._lock:
-            self.client_subjects.append(subject)
-
-    def track(self, connection: ssl.SSLSocket, *, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"lab-{self.channel}",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join()
-            self._thread = None
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            # Wake handler threads blocked on an idle keep-alive connection.
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        self._httpd.server_close()
+        super().__init__((host, port), _Handler, context, name=channel, nodelay=True)
 
 
 def server_context(
