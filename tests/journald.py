@@ -93,7 +93,8 @@ def journal_json(journal_dir: Path, *matches: str) -> str:
     """journalctl's JSON output (one entry a line) for the journal files in `journal_dir`,
     filtered by journalctl `matches` (``MESSAGE_ID=...``)."""
     return subprocess.run(
-        ["journalctl", f"--directory={journal_dir}", "-o", "json", "--no-pager", *matches],
+        # --all: fields over 4 KiB would otherwise come out as null.
+        ["journalctl", f"--directory={journal_dir}", "-o", "json", "--all", "--no-pager", *matches],
         capture_output=True,
         text=True,
         check=True,
@@ -119,21 +120,39 @@ def die_with_parent() -> None:
 
 
 @contextlib.contextmanager
-def private_journald(var_log: Path, notify_path: Path) -> Iterator[None]:
+def private_journald(
+    var_log: Path, notify_path: Path, *, conf: str = JOURNALD_CONF, unmount: bool = False
+) -> Iterator[None]:
     """journald running in this (private) namespace, writing into `var_log`/journal.
 
-    Mounts `var_log` over /var/log and a tmpfs over /run, starts journald and waits for its
-    READY=1 on `notify_path`; on exit asks `journalctl --sync` to write what was logged
-    (unless the body failed) and stops journald.
+    Mounts a tmpfs over /run and `var_log` over /var/log, starts journald with `conf`
+    and waits for its READY=1 on `notify_path`; on exit asks `journalctl --sync` to
+    write what was logged (unless the body failed) and stops journald. The mounts stay
+    (the journal is read through them afterwards) unless `unmount`: then a process may
+    run several in turn (the proof's secrets suite runs one per scenario).
     """
-    subprocess.run(["mount", "--bind", str(var_log), "/var/log"], check=True)
-    journald = _start_journald(notify_path)
+    (var_log / "journal").mkdir(parents=True, exist_ok=True)
+    _mount("-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run")
     try:
-        yield
-        subprocess.run(["journalctl", "--sync"], check=True)
+        _mount("--bind", str(var_log), "/var/log")
+        try:
+            journald = _start_journald(notify_path, conf)
+            try:
+                yield
+                subprocess.run(["journalctl", "--sync"], check=True, capture_output=True)
+            finally:
+                journald.terminate()
+                journald.wait(timeout=60)
+        finally:
+            if unmount:
+                subprocess.run(["umount", "/var/log"], check=False, capture_output=True)
     finally:
-        journald.terminate()
-        journald.wait(timeout=60)
+        if unmount:
+            subprocess.run(["umount", "/run"], check=False, capture_output=True)
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True)
 
 
 def wait_ready(notify: socket.socket) -> None:
@@ -142,26 +161,30 @@ def wait_ready(notify: socket.socket) -> None:
         pass
 
 
-def _start_journald(notify_path: Path) -> subprocess.Popen[bytes]:
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"], check=True)
+def _start_journald(notify_path: Path, conf: str) -> subprocess.Popen[bytes]:
     journal_run = Path("/run/systemd/journal")
     journal_run.mkdir(parents=True)
     # journald writes to /var/log/journal (not /run/log) once it believes the flush is done.
     (journal_run / "flushed").touch()
     conf_dir = Path("/run/systemd/journald.conf.d")
     conf_dir.mkdir()
-    (conf_dir / "provd-test.conf").write_text(JOURNALD_CONF)
+    (conf_dir / "provd-test.conf").write_text(conf)
+    binary = journald_binary()
+    assert binary is not None, "systemd-journald is not installed (see why_not_runnable)"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(str(notify_path))
         notify.settimeout(60)  # a safety net against a hung journald, not a measurement
-        binary = journald_binary()
-        assert binary is not None
         journald = subprocess.Popen(
             [str(binary)],
             env={"NOTIFY_SOCKET": str(notify_path), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             preexec_fn=die_with_parent,  # noqa: PLW1509 - the child has no threads
         )
-        wait_ready(notify)
+        try:
+            wait_ready(notify)
+        except BaseException:
+            journald.kill()
+            journald.wait()
+            raise
     notify_path.unlink()
     return journald
 

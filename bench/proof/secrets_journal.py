@@ -1,9 +1,9 @@
 """A real systemd-journald for one scenario of suite 6, and what it captured.
 
-The technique of `tests/journald.py` (read it first): inside a private mount namespace
-(the suite re-runs itself under `unshare --mount`), a fresh tmpfs covers /run, so
-journald's sockets are private, and a directory of the scenario covers /var/log, so the
-journal files land there. Two differences, both for the evidence:
+The tests' private journald (`tests/journald.py`, read it first): inside a private mount
+namespace (the suite re-runs itself under `unshare --mount`), a fresh tmpfs covers /run,
+so journald's sockets are private, and a directory of the scenario covers /var/log, so
+the journal files land there. Used here with two choices, both for the evidence:
 
 - one journald per scenario, each with its own journal directory: a scenario's scan
   searches exactly what that scenario logged;
@@ -21,17 +21,21 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-import socket
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.journald import JOURNALD_CONF, die_with_parent, journald_binary, wait_ready
+from tests.journald import JOURNALD_CONF
+from tests.journald import private_journald as _tests_journald
 
 #: The tests' configuration, plus no compression (see the module's docstring).
 CONF = JOURNALD_CONF + "Compress=no\nSeal=no\n"
+
+
+def private_journald(var_log: Path, notify_path: Path) -> contextlib.AbstractContextManager[None]:
+    """The tests' private journald (tests/journald.py) with compression off."""
+    return _tests_journald(var_log, notify_path, conf=CONF, unmount=True)
 
 
 @dataclass
@@ -46,61 +50,6 @@ class Journal:
 
     def provd_entries(self) -> list[dict[str, Any]]:
         return [e for e in self.entries if e.get("SYSLOG_IDENTIFIER") == "provd"]
-
-
-def _mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True, capture_output=True)
-
-
-@contextlib.contextmanager
-def private_journald(var_log: Path, notify_path: Path) -> Iterator[None]:
-    """journald running in this process's (private) mount namespace, writing into
-    `var_log`/journal; synced, stopped and unmounted on exit."""
-    (var_log / "journal").mkdir(parents=True, exist_ok=True)
-    _mount("-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run")
-    try:
-        _mount("--bind", str(var_log), "/var/log")
-        try:
-            journald = _start(notify_path)
-            try:
-                yield
-                subprocess.run(["journalctl", "--sync"], check=True, capture_output=True)
-            finally:
-                journald.terminate()
-                journald.wait(timeout=60)
-        finally:
-            subprocess.run(["umount", "/var/log"], check=False, capture_output=True)
-    finally:
-        subprocess.run(["umount", "/run"], check=False, capture_output=True)
-
-
-def _start(notify_path: Path) -> subprocess.Popen[bytes]:
-    journal_run = Path("/run/systemd/journal")
-    journal_run.mkdir(parents=True)
-    # journald writes to /var/log/journal (not /run/log) once it believes the flush done.
-    (journal_run / "flushed").touch()
-    conf_dir = Path("/run/systemd/journald.conf.d")
-    conf_dir.mkdir()
-    (conf_dir / "provd-proof.conf").write_text(CONF, encoding="utf-8")
-    binary = journald_binary()
-    if binary is None:
-        raise RuntimeError("systemd-journald is not installed")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(notify_path))
-        notify.settimeout(60)  # a safety net against a hung journald, not a measurement
-        journald = subprocess.Popen(
-            [str(binary)],
-            env={"NOTIFY_SOCKET": str(notify_path), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - called before any thread exists
-        )
-        try:
-            wait_ready(notify)
-        except BaseException:
-            journald.kill()
-            journald.wait()
-            raise
-    notify_path.unlink()
-    return journald
 
 
 def plant(text: str) -> None:
