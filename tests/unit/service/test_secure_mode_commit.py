@@ -8,8 +8,11 @@ now goes to disk before the material is dropped; a leftover is dropped at the ne
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from pathlib import Path
+
+import pytest
 
 from provd.service.secure_mode import PENDING_NOPIN, SecureMode
 from provd.store.secure import SecureStore
@@ -20,20 +23,30 @@ from tests.bootstrap_material import ca_items, make_bootstrap_pki, pem_bundle
 NOW = datetime.datetime.now(datetime.UTC)
 
 
-class RecordingStore(SecureStore):
-    """A real secure store that also remembers the order of its writes and removals."""
+class PowerCut(Exception):
+    """The power went: nothing after this point of the commit happened."""
 
-    def __init__(self, directory: Path) -> None:
+
+class CutStore(SecureStore):
+    """A real secure store whose `cut_at`-th change (write or removal) never happens."""
+
+    def __init__(self, directory: Path, cut_at: int) -> None:
         super().__init__(directory)
-        self.operations: list[str] = []
+        self.cut_at = cut_at
+        self.changes = 0
+
+    def _change(self) -> None:
+        self.changes += 1
+        if self.changes == self.cut_at:
+            raise PowerCut
 
     def write(self, name: str, data: bytes) -> None:
+        self._change()
         super().write(name, data)
-        self.operations.append(f"write {name}")
 
     def delete(self, name: str) -> None:
+        self._change()
         super().delete(name)
-        self.operations.append(f"delete {name}")
 
 
 def nopin_items() -> list[Item]:
@@ -59,18 +72,35 @@ def switched(store: SecureStore) -> SecureMode:
     return mode
 
 
-def test_the_committed_state_is_written_before_the_pending_material_is_dropped(
-    tmp_path: Path,
-) -> None:
-    store = RecordingStore(tmp_path / "secure")
+def changes_of_a_commit(directory: Path) -> int:
+    store = CutStore(directory, cut_at=0)
     mode = switched(store)
-    store.operations.clear()
-
+    store.changes = 0
     mode.after_interaction(secure=True, ok=True, cleanup_reason=None)
+    return store.changes
 
-    assert mode.state.phase is Phase.SECURE
-    ops = store.operations
-    assert ops.index("write bootstrap-state.json") < ops.index(f"delete {PENDING_NOPIN}")
+
+@pytest.mark.parametrize("cut_at", range(1, 9))
+def test_a_power_cut_at_any_step_of_the_commit_leaves_a_phone_that_can_go_on(
+    tmp_path: Path, cut_at: int
+) -> None:
+    assert changes_of_a_commit(tmp_path / "count") < 9  # every step of it is cut once
+    store = CutStore(tmp_path / "secure", cut_at=0)
+    mode = switched(store)
+    store.changes, store.cut_at = 0, cut_at
+    with contextlib.suppress(PowerCut):
+        mode.after_interaction(secure=True, ok=True, cleanup_reason=None)
+
+    again = SecureMode(SecureStore(tmp_path / "secure"), wall=lambda: NOW)
+
+    # Either committed, with its credentials, or still switching with the material to
+    # switch with: never a PIN prompt for a no-PIN bootstrap (the power-cut finding).
+    assert not again.prompt_due
+    if again.state.phase is Phase.SECURE:
+        assert again.committed is not None
+    else:
+        assert again.state.phase is Phase.SWITCHING
+        assert again._switch_credentials is not None
 
 
 def test_a_restart_after_a_commit_cut_short_keeps_secure_mode_and_drops_the_leftover(
