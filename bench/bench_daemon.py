@@ -164,10 +164,7 @@ class Daemon:
 
     def rss_kib(self) -> int:
         assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
+        return rss_kib(self.process.pid)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -183,6 +180,19 @@ class Daemon:
         shutil.rmtree(self.sockets, ignore_errors=True)
 
 
+def vmrss_kib(status: str) -> int:
+    """The VmRSS line of a /proc/<pid>/status text, in KiB."""
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def rss_kib(pid: int) -> int:
+    """The resident set of process `pid` (VmRSS), KiB."""
+    return vmrss_kib(Path(f"/proc/{pid}/status").read_text(encoding="ascii"))
+
+
 def import_floor() -> float:
     """Seconds for the interpreter to run the floor's imports and exit."""
     started = time.perf_counter()
@@ -194,10 +204,7 @@ def floor_rss_kib() -> int:
     """VmRSS of the interpreter once the floor's imports are done (KiB)."""
     code = f"{FLOOR_IMPORTS}\nprint(open('/proc/self/status').read())"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    for line in out.stdout.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    return vmrss_kib(out.stdout)
 
 
 def imported_rss_kib(pythonpath: Path) -> int:
@@ -213,10 +220,7 @@ def imported_rss_kib(pythonpath: Path) -> int:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env,
         cwd=tempfile.gettempdir(),
     )  # fmt: skip
-    for line in out.stdout.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    return vmrss_kib(out.stdout)
 
 
 def compiled_copy(dest: Path) -> Path:

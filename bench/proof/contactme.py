@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.bench_daemon import rss_kib
 from bench.proof.common import Report, main
 from bench.proof.contactme_corpus import corpus
 from bench.proof.contactme_redirects import (
@@ -44,7 +45,6 @@ from bench.proof.contactme_traffic import (
     Trap,
     exchange,
     flood_worker,
-    rss_kib,
 )
 from provd.lab.contactme import ContactMeError, send_contact_me
 from provd.lab.server import LabServer

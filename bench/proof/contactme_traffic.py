@@ -17,8 +17,8 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from bench.bench_daemon import rss_kib
 from provd.wpi.contactme import CONTACT_PATH
 from tests.integration.daemon.lab import ConnectionRecorder
 
@@ -212,14 +212,6 @@ Trap = ConnectionRecorder
 
 
 # --------------------------------------------------------------------------- memory
-
-
-def rss_kib(pid: int) -> int:
-    """The process's resident set (VmRSS), KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 class RssWatch:

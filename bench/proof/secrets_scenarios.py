@@ -32,7 +32,7 @@ from provd.lab.secure import TAN_ITEM
 from provd.lab.server import LabServer
 from provd.wpi.codec import emit_item
 from provd.wpi.model import Item, Reason
-from tests.integration.daemon.harness import Phone
+from tests.integration.daemon.harness import Phone, wait_until
 from tests.integration.daemon.lab import first_message, item_values, opened
 from tests.integration.secure.flows import (
     CLEAN_UP,
@@ -151,14 +151,6 @@ def idle_after_ok(status: Mapping[str, Any]) -> bool:
         and not status["pending"]
         and status["local_changes_pending"] == 0
     )
-
-
-def wait_until(predicate: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- bookkeeping
