@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import multiprocessing
 import tempfile
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.bench_daemon import rss_kib
 from bench.proof.common import Report, main
@@ -68,36 +68,55 @@ SHORT = Scale(requests=3_000, processes=3, slowloris=150, hold=7.0)
 
 @dataclass
 class Prober:
-    """A legitimate server's contact-me every `period` seconds, timed, until `stop()`."""
+    """A legitimate server's contact-me every `period` seconds, timed, until `stop()`.
+
+    It runs in a process of its own, as a real server would: in this process its
+    threads would wait for the GIL behind the slowloris and sampler threads between
+    connecting and sending, and a connection that says nothing for that long is, to
+    the daemon, one more slowloris."""
 
     url: str
     period: float = 0.25
     results: list[tuple[int | None, float]] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _process: multiprocessing.process.BaseProcess | None = None
+    _stop: Any = None
+    _out: Any = None
 
     def start(self) -> Prober:
-        self._thread = threading.Thread(target=self._run, name="prober", daemon=True)
-        self._thread.start()
+        context = multiprocessing.get_context("fork")
+        self._stop = context.Event()
+        self._out, child_end = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_probe, args=(self.url, self.period, self._stop, child_end), daemon=True
+        )
+        self._process.start()
+        child_end.close()
         return self
 
-    def _run(self) -> None:
-        while True:
-            began = time.monotonic()
-            try:
-                status: int | None = send_contact_me(self.url, timeout=10)
-            except ContactMeError as exc:
-                status = None
-                self.errors[str(exc).rsplit(": ", 1)[-1]] += 1
-            self.results.append((status, time.monotonic() - began))
-            if self._stop.wait(self.period):
-                return
-
     def stop(self) -> None:
+        assert self._process is not None
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(15)
+        if self._out.poll(15):
+            self.results, errors = self._out.recv()
+            self.errors.update(errors)
+        self._process.join(5)
+
+
+def _probe(url: str, period: float, stop: Any, out: Any) -> None:
+    results: list[tuple[int | None, float]] = []
+    errors: Counter[str] = Counter()
+    while True:
+        began = time.monotonic()
+        try:
+            status: int | None = send_contact_me(url, timeout=10)
+        except ContactMeError as exc:
+            status = None
+            errors[str(exc).rsplit(": ", 1)[-1]] += 1
+        results.append((status, time.monotonic() - began))
+        if stop.wait(period):
+            break
+    out.send((results, errors))
 
 
 def _mb(kib: int) -> str:
